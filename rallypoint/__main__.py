@@ -1,0 +1,17 @@
+"""The ``rallypoint`` console script: a thin wrapper over Django's management commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rallypoint.settings")
+    from django.core.management import execute_from_command_line  # after the settings module is set
+
+    execute_from_command_line(["rallypoint", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    main()

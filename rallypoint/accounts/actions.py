@@ -1,0 +1,242 @@
+"""Changes to the people of a site: create, invite, edit, (de)activate, import, export.
+
+A person at a site is a :class:`~rallypoint.tenants.models.Membership` (name,
+role, phone, department) of a :class:`~rallypoint.accounts.models.User` (the
+e-mail they sign in with). Every function checks permission and writes its audit entries in the
+same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import translation
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django.utils.translation import gettext as _
+
+from rallypoint.accounts.forms import PersonForm
+from rallypoint.accounts.models import User, normalize_email
+from rallypoint.audit.actions import diff, record
+from rallypoint.tenants.models import Membership, Site, SuperAdmin
+from rallypoint.tenants.roles import Perm
+from rallypoint.tenants.scoping import require_perm
+
+CSV_COLUMNS = ("full_name", "email", "phone", "department", "role")
+
+
+def person_state(membership: Membership) -> dict:
+    user = membership.user
+    return {"email": user.email, "full_name": membership.full_name, "phone": membership.phone,
+            "department": membership.department, "role": membership.role, "active": membership.is_active}
+
+
+def _audit(actor, membership: Membership, action: str, changes: dict, batch=None) -> None:
+    site = membership.site
+    record(actor=actor, organization=site.organization, site=site, action=action,
+           object_type="person", object_id=membership.pk, changes=changes, batch=batch)
+
+
+def identity_editable_by(user: User, site: Site) -> bool:
+    """The e-mail is the one thing shared across sites; only change it within one organisation.
+
+    A person who also belongs to another organisation's site keeps their e-mail
+    under their own control, so one customer cannot change another's sign-in.
+    """
+    org_id = site.organization_id
+    foreign_site = user.memberships.exclude(site__organization_id=org_id).exists()
+    foreign_org = SuperAdmin.objects.filter(user=user).exclude(organization_id=org_id).exists()
+    return not (foreign_site or foreign_org)
+
+
+def create_person(*, actor, site: Site, data: dict, batch=None) -> Membership:
+    """Add a person to the site; an existing account (same e-mail) gets a membership here."""
+    require_perm(actor, site, Perm.MANAGE_PEOPLE)
+    email = normalize_email(data["email"])
+    with transaction.atomic():
+        user = User.objects.filter(email=email).first()
+        if user is None:
+            user = User.objects.create_user(email)
+        elif Membership.objects.filter(site=site, user=user).exists():
+            raise ValidationError({"email": _("This person already belongs to this site.")})
+        membership = Membership.objects.create(
+            site=site, user=user, role=data["role"], full_name=data["full_name"], phone=data.get("phone", ""),
+            department=data.get("department", ""),
+        )
+        _audit(actor, membership, "person.created", diff({}, person_state(membership)), batch)
+    return membership
+
+
+def update_person(*, actor, membership: Membership, data: dict, batch=None) -> Membership:
+    site = membership.site
+    require_perm(actor, site, Perm.MANAGE_PEOPLE)
+    user = membership.user
+    before = person_state(membership)
+    data = {**data, "email": normalize_email(data["email"])}
+    if data["email"] != before["email"] and not identity_editable_by(user, site):
+        raise ValidationError({"email": _("This person also belongs to another organisation, so only they "
+                                          "can change their e-mail address.")})
+    if data["email"] != user.email and User.objects.filter(email=data["email"]).exists():
+        raise ValidationError({"email": _("Another account already uses this e-mail address.")})
+    if actor is not None and actor.pk == user.pk and data["role"] != before["role"]:
+        raise ValidationError({"role": _("You cannot change your own role.")})
+    with transaction.atomic():
+        if data["email"] != user.email:
+            user.email = data["email"]
+            user.save(update_fields=["email"])
+        membership.full_name, membership.role = data["full_name"], data["role"]
+        membership.phone, membership.department = data.get("phone", ""), data.get("department", "")
+        membership.save(update_fields=["full_name", "phone", "department", "role"])
+        after = person_state(membership)
+        role_change = diff({"role": before["role"]}, {"role": after["role"]})
+        if role_change:
+            _audit(actor, membership, "role.granted", role_change, batch)
+        changes = diff({k: v for k, v in before.items() if k != "role"},
+                       {k: v for k, v in after.items() if k != "role"})
+        if changes:
+            _audit(actor, membership, "person.updated", changes, batch)
+    return membership
+
+
+def set_people_active(*, actor, site: Site, memberships, active: bool) -> int:
+    """Deactivate or reactivate several people at once (one audit batch)."""
+    require_perm(actor, site, Perm.MANAGE_PEOPLE)
+    memberships = [m for m in memberships if m.is_active != active]
+    if any(m.site_id != site.pk for m in memberships):
+        raise PermissionDenied
+    if not active and actor is not None and any(m.user_id == actor.pk for m in memberships):
+        raise ValidationError(_("You cannot deactivate yourself."))
+    batch = uuid.uuid4() if len(memberships) > 1 else None
+    with transaction.atomic():
+        for membership in memberships:
+            membership.is_active = active
+            membership.save(update_fields=["is_active"])
+            _audit(actor, membership, "person.activated" if active else "person.deactivated",
+                   {"active": [not active, active]}, batch)
+    return len(memberships)
+
+
+def delete_support_account(*, actor, membership: Membership) -> None:
+    """The customer may remove the operator's support account at any time; it is not re-created."""
+    site = membership.site
+    require_perm(actor, site, Perm.MANAGE_PEOPLE)
+    if not membership.user.is_support:
+        raise ValidationError(_("Only the support account can be deleted; deactivate other people."))
+    with transaction.atomic():
+        before = person_state(membership)
+        user, membership_id = membership.user, membership.pk
+        membership.delete()
+        if not user.memberships.exists():
+            user.delete()
+        record(actor=actor, organization=site.organization, site=site, action="person.deleted",
+               object_type="person", object_id=membership_id, changes=diff(before, {}))
+
+
+def invitation_link(user: User) -> str:
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    return settings.BASE_URL + reverse("accounts:set_password", args=[uid, token])
+
+
+def invite_person(*, actor, membership: Membership) -> None:
+    """E-mail a single-use link (24 h) with which the person sets their password."""
+    site = membership.site
+    require_perm(actor, site, Perm.MANAGE_PEOPLE)
+    user = membership.user
+    if not (membership.is_active and user.is_active) or user.is_support:
+        raise ValidationError(_("Only active people can be invited."))
+    with translation.override(user.language or translation.get_language()):
+        context = {"site": site, "link": invitation_link(user), "name": membership.full_name}
+        subject = _("Your Rallypoint access for %(site)s") % {"site": site.name}
+        body = render_to_string("accounts/email/invitation.txt", context)
+    with transaction.atomic():
+        _audit(actor, membership, "person.invited", {})
+        transaction.on_commit(lambda: send_mail(subject, body, None, [user.email]))
+
+
+class ImportErrors(Exception):
+    """Row-level problems of a CSV import; nothing was written."""
+
+    def __init__(self, rows: list[tuple[int, str]]):
+        super().__init__(f"{len(rows)} row(s) with errors")
+        self.rows = rows
+
+
+def _read_csv(text: str) -> list[dict]:
+    sample = text[:2048]
+    delimiter = ";" if sample.count(";") > sample.count(",") else ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    missing = {"full_name", "email"} - {(h or "").strip() for h in reader.fieldnames or []}
+    if missing:
+        raise ImportErrors([(1, _("The header row must contain the columns: %(columns)s")
+                             % {"columns": ", ".join(CSV_COLUMNS)})])
+    return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+
+
+def import_people(*, actor, site: Site, text: str) -> dict:
+    """Create or update the site's people from CSV; all rows or none.
+
+    Returns counts. Raises :class:`ImportErrors` with (line, message) pairs when any
+    row is invalid, and then nothing is written.
+    """
+    require_perm(actor, site, Perm.MANAGE_PEOPLE)
+    rows = _read_csv(text)
+    if len(rows) > settings.CSV_IMPORT_MAX_ROWS:
+        limit = settings.CSV_IMPORT_MAX_ROWS
+        raise ImportErrors([(1, _("At most %(n)d rows can be imported at once.") % {"n": limit})])
+    errors, cleaned, seen = [], [], set()
+    for line, row in enumerate(rows, start=2):
+        form = PersonForm({**row, "role": row.get("role") or "employee"})
+        if not form.is_valid():
+            for field, messages in form.errors.items():
+                errors.extend((line, f"{field}: {message}") for message in messages)
+            continue
+        if form.cleaned_data["email"] in seen:
+            errors.append((line, _("This e-mail address appears twice in the file.")))
+        seen.add(form.cleaned_data["email"])
+        cleaned.append(form.cleaned_data)
+    if errors:
+        raise ImportErrors(errors)
+    batch = uuid.uuid4()
+    created = updated = 0
+    with transaction.atomic():
+        for line, data in enumerate(cleaned, start=2):
+            existing = Membership.objects.for_site(site).filter(user__email=data["email"]).first()
+            try:
+                if existing is None:
+                    create_person(actor=actor, site=site, data=data, batch=batch)
+                    created += 1
+                elif person_state(existing) | data != person_state(existing):
+                    update_person(actor=actor, membership=existing, data=data, batch=batch)
+                    updated += 1
+            except ValidationError as exc:
+                raise ImportErrors([(line, " ".join(exc.messages))]) from None
+    return {"created": created, "updated": updated, "unchanged": len(cleaned) - created - updated}
+
+
+def export_people(*, actor, site: Site) -> str:
+    require_perm(actor, site, Perm.MANAGE_PEOPLE)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*CSV_COLUMNS, "active"])
+    people = Membership.objects.for_site(site).select_related("user").filter(user__is_support=False)
+    for m in people.order_by("full_name", "pk"):
+        writer.writerow([_csv_safe(m.full_name), m.user.email, _csv_safe(m.phone),
+                         _csv_safe(m.department), m.role, "yes" if m.is_active else "no"])
+    record(actor=actor, organization=site.organization, site=site, action="people.exported",
+           object_type="site", object_id=site.pk, changes={"count": [None, people.count()]})
+    return out.getvalue()
+
+
+def _csv_safe(value: str) -> str:
+    """Stop spreadsheet formula injection: a cell must not start with = + - @."""
+    return "'" + value if value[:1] in {"=", "+", "-", "@"} and not value[1:2].isdigit() else value

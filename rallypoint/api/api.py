@@ -1,0 +1,155 @@
+"""The JSON API (django-ninja). OpenAPI description at ``/api/openapi.json``.
+
+Requests act in the caller's current site; the same actions and scoping helpers
+as the web pages do the work, so the same rules apply.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from ninja import NinjaAPI, Schema
+from ninja.security import django_auth
+
+from rallypoint.accounts import actions as people
+from rallypoint.accounts.forms import PersonForm
+from rallypoint.tenants.models import Group, Membership
+from rallypoint.tenants.roles import Perm, role_label
+from rallypoint.tenants.scoping import check_request, get_group_for_request, get_membership_for_request
+
+api = NinjaAPI(
+    title="Rallypoint API",
+    version="1",
+    description="Alarm, evacuation and crisis management. Every call acts in the caller's current site.",
+    auth=django_auth,
+    urls_namespace="api",
+    docs_url=None,
+)
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc):
+    return api.create_response(request, {"detail": "You may not do this in this site."}, status=403)
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request, exc):
+    detail = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+    return api.create_response(request, {"detail": detail}, status=400)
+
+
+class ErrorOut(Schema):
+    detail: str | dict
+
+
+class SiteOut(Schema):
+    id: int
+    name: str
+    organization: str
+    time_zone: str
+    role: str
+    permissions: list[str]
+
+
+class PersonOut(Schema):
+    id: int
+    name: str
+    role: str
+    active: bool
+    groups: list[int]
+    email: str | None = None
+    phone: str | None = None
+    department: str | None = None
+
+
+class PersonIn(Schema):
+    name: str
+    email: str
+    phone: str = ""
+    department: str = ""
+    role: str = "employee"
+
+
+class GroupOut(Schema):
+    id: int
+    name: str
+    description: str
+    members: list[int]
+
+
+def _require_site(request) -> None:
+    if request.site is None:
+        raise PermissionDenied
+
+
+def _person(request, membership: Membership) -> dict:
+    out = {"id": membership.pk, "name": membership.full_name, "role": membership.role,
+           "active": membership.is_active, "groups": sorted(g.pk for g in membership.groups.all())}
+    if Perm.VIEW_PERSONAL_DATA in request.site_perms:
+        out.update(email=membership.user.email, phone=membership.phone, department=membership.department)
+    return out
+
+
+@api.get("/v1/site", response={200: SiteOut, 403: ErrorOut}, tags=["sites"])
+def current_site(request):
+    """The site the caller works in now, their role and permissions there."""
+    _require_site(request)
+    site = request.site
+    return {"id": site.pk, "name": site.name, "organization": site.organization.name,
+            "time_zone": site.time_zone, "role": role_label(request.site_role),
+            "permissions": sorted(p.value for p in request.site_perms)}
+
+
+@api.get("/v1/people", response={200: list[PersonOut], 403: ErrorOut}, tags=["people"])
+def list_people(request):
+    """People of the site. Contact data only for Administrators and Super-admins."""
+    _require_site(request)
+    check_request(request, Perm.VIEW_DIRECTORY)
+    qs = Membership.objects.for_site(request.site).select_related("user").prefetch_related("groups")
+    if Perm.VIEW_PERSONAL_DATA not in request.site_perms:
+        qs = qs.active().filter(user__is_support=False)
+    return [_person(request, m) for m in qs.order_by("full_name", "pk")]
+
+
+@api.get("/v1/people/{membership_id}", response={200: PersonOut, 403: ErrorOut, 404: ErrorOut},
+         tags=["people"])
+def get_person(request, membership_id: int):
+    _require_site(request)
+    check_request(request, Perm.VIEW_DIRECTORY)
+    membership = get_membership_for_request(request, membership_id)
+    if Perm.VIEW_PERSONAL_DATA not in request.site_perms and not membership.is_active:
+        raise Http404
+    return _person(request, membership)
+
+
+@api.post("/v1/people", response={201: PersonOut, 400: ErrorOut, 403: ErrorOut}, tags=["people"])
+def create_person(request, payload: PersonIn):
+    """Add a person to the site (no invitation is sent)."""
+    _require_site(request)
+    check_request(request, Perm.MANAGE_PEOPLE)
+    form = PersonForm({"full_name": payload.name, "email": payload.email, "phone": payload.phone,
+                       "department": payload.department, "role": payload.role})
+    if not form.is_valid():
+        return 400, {"detail": form.errors.get_json_data()}
+    membership = people.create_person(actor=request.user, site=request.site, data=form.cleaned_data)
+    return 201, _person(request, membership)
+
+
+@api.get("/v1/groups", response={200: list[GroupOut], 403: ErrorOut}, tags=["groups"])
+def list_groups(request):
+    _require_site(request)
+    check_request(request, Perm.VIEW_GROUPS)
+    groups = Group.objects.for_site(request.site).prefetch_related("members")
+    return [_group(g) for g in groups]
+
+
+@api.get("/v1/groups/{group_id}", response={200: GroupOut, 403: ErrorOut, 404: ErrorOut}, tags=["groups"])
+def get_group(request, group_id: int):
+    _require_site(request)
+    check_request(request, Perm.VIEW_GROUPS)
+    return _group(get_group_for_request(request, group_id))
+
+
+def _group(group: Group) -> dict:
+    return {"id": group.pk, "name": group.name, "description": group.description,
+            "members": sorted(m.pk for m in group.members.all())}

@@ -1,0 +1,111 @@
+"""Browsing the audit trail: Administrators of the site and Super-admins only."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_GET
+
+from rallypoint.audit.models import AuditEntry
+from rallypoint.tenants.models import Group, Membership
+from rallypoint.tenants.roles import Perm
+from rallypoint.tenants.scoping import site_permission_required
+
+ACTION_LABELS = {
+    "site.created": _("Site created"),
+    "site.updated": _("Site changed"),
+    "site.deleted": _("Site deleted"),
+    "person.created": _("Person added"),
+    "person.updated": _("Person changed"),
+    "person.deactivated": _("Person deactivated"),
+    "person.activated": _("Person reactivated"),
+    "person.invited": _("Invitation sent"),
+    "person.deleted": _("Person deleted"),
+    "people.exported": _("People exported"),
+    "role.granted": _("Role granted"),
+    "role.revoked": _("Role revoked"),
+    "group.created": _("Group created"),
+    "group.updated": _("Group changed"),
+    "group.deleted": _("Group deleted"),
+}
+OBJECT_LABELS = {"site": _("Site"), "person": _("Person"), "group": _("Group"), "user": _("User")}
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.ChoiceField(label=_("Action"), required=False,
+                               choices=[("", _("All actions")), *ACTION_LABELS.items()])
+    object_type = forms.ChoiceField(label=_("Object"), required=False,
+                                    choices=[("", _("All objects")), *OBJECT_LABELS.items()])
+    actor = forms.TypedChoiceField(label=_("Changed by"), required=False, coerce=int, empty_value=None)
+    since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, site, **kwargs):
+        super().__init__(*args, **kwargs)
+        people = Membership.objects.for_site(site).order_by("full_name")
+        self.fields["actor"].choices = [("", _("Anyone"))] + [(m.user_id, m.full_name) for m in people]
+
+
+def _filtered(site, form: AuditFilterForm):
+    entries = AuditEntry.objects.filter(site=site)
+    if not form.is_valid():
+        return entries.none()
+    data = form.cleaned_data
+    zone = ZoneInfo(site.time_zone)
+    if data["action"]:
+        entries = entries.filter(action=data["action"])
+    if data["object_type"]:
+        entries = entries.filter(object_type=data["object_type"])
+    if data["actor"]:
+        entries = entries.filter(actor_id=data["actor"])
+    if data["since"]:
+        entries = entries.filter(at__gte=datetime.combine(data["since"], time.min, zone))
+    if data["until"]:
+        entries = entries.filter(at__lte=datetime.combine(data["until"], time.max, zone))
+    return entries
+
+
+def _object_names(site, entries) -> dict[tuple[str, str], str]:
+    """Current names of the objects on the page (looked up live: the trail stores no names)."""
+    ids = {"person": set(), "group": set()}
+    for entry in entries:
+        if entry.object_type in ids:
+            ids[entry.object_type].add(entry.object_id)
+    names = {}
+    for m in Membership.objects.for_site(site).filter(pk__in=ids["person"]):
+        names[("person", str(m.pk))] = m.full_name
+    for g in Group.objects.for_site(site).filter(pk__in=ids["group"]):
+        names[("group", str(g.pk))] = g.name
+    return names
+
+
+@require_GET
+@site_permission_required(Perm.VIEW_AUDIT)
+def audit_list(request):
+    site = request.site
+    form = AuditFilterForm(request.GET or None, site=site)
+    entries = _filtered(site, form) if request.GET else AuditEntry.objects.filter(site=site)
+    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    names = _object_names(site, page.object_list)
+    actors = dict(Membership.objects.for_site(site).filter(
+        user_id__in={e.actor_id for e in page.object_list}).values_list("user_id", "full_name"))
+    rows = [{
+        "entry": e,
+        "actor_name": actors.get(e.actor_id) or _("User #%(id)s") % {"id": e.actor_id},
+        "action": ACTION_LABELS.get(e.action, e.action),
+        "object_type": OBJECT_LABELS.get(e.object_type, e.object_type),
+        "object_name": names.get((e.object_type, e.object_id), ""),
+        "changes": sorted(e.changes.items()),
+    } for e in page.object_list]
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "audit/audit_list.html", {
+        "form": form, "page": page, "rows": rows, "query": query.urlencode(), "site_zone": site.time_zone,
+        "retention_days": settings.AUDIT_RETENTION_DAYS,
+    })

@@ -1,0 +1,212 @@
+"""The one settings file. Everything configurable is an ``RP_*`` environment variable.
+
+Defaults are the embedded ones: SQLite in the data directory, worker in-process,
+HTTPS with a self-signed certificate. See README.md for the full table.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from django.utils.translation import gettext_lazy as _
+
+from rallypoint.lib.env import (
+    ConfigError,
+    check_unknown,
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    parse_database_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent
+DATA_DIR = Path(env_str("RP_DATA_DIR", "data")).resolve()
+
+
+def _ensure_private_file(path: Path, make) -> str:
+    """Return the content of ``path``, creating it (mode 0600) with ``make()`` first if missing."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(make())
+    return path.read_text(encoding="utf-8").strip()
+
+
+SECRET_KEY = env_secret("RP_SECRET_KEY") or _ensure_private_file(
+    DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(50)
+)
+if len(SECRET_KEY) < 32:
+    raise ConfigError("RP_SECRET_KEY must be at least 32 characters long")
+
+DEBUG = env_bool("RP_DEBUG", False)
+
+LISTEN_HOST = env_str("RP_HOST", "127.0.0.1")
+PORT = env_int("RP_PORT", 8443, minimum=1, maximum=65535)
+REDIRECT_PORT = env_int("RP_REDIRECT_PORT", 8000, minimum=0, maximum=65535)
+TLS = env_bool("RP_TLS", True)
+TLS_CERT_FILE = env_str("RP_TLS_CERT_FILE", str(DATA_DIR / "tls" / "cert.pem"))
+TLS_KEY_FILE = env_str("RP_TLS_KEY_FILE", str(DATA_DIR / "tls" / "key.pem"))
+BEHIND_PROXY = env_bool("RP_BEHIND_PROXY", False)
+BASE_URL = env_str("RP_BASE_URL", f"https://127.0.0.1:{PORT}").rstrip("/")
+RUN_WORKER_IN_PROCESS = env_bool("RP_WORKER_IN_PROCESS", True)
+DEMO = env_bool("RP_DEMO", True)
+
+ALLOWED_HOSTS = env_list("RP_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("RP_CSRF_TRUSTED_ORIGINS", [BASE_URL])
+
+DATABASES = {
+    "default": parse_database_url(
+        env_str("RP_DATABASE_URL", f"sqlite:///{DATA_DIR / 'rallypoint.sqlite3'}"), base_dir=Path.cwd()
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Tests use a real file (WAL, concurrent connections), not an in-memory database.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-rallypoint.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rallypoint.accounts",
+    "rallypoint.tenants",
+    "rallypoint.audit",
+    "rallypoint.ops",
+    "rallypoint.web",
+]
+
+MIDDLEWARE = [
+    "rallypoint.web.middleware.SecurityHeadersMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "rallypoint.web.middleware.UserLanguageMiddleware",
+    "rallypoint.tenants.middleware.CurrentSiteMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "rallypoint.urls"
+ASGI_APPLICATION = "rallypoint.asgi.application"
+WSGI_APPLICATION = "rallypoint.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "rallypoint.tenants.context_processors.current_site",
+            ],
+        },
+    }
+]
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "web:home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+# Invitation and reset links: 24 hours (seed: "einmaliger Weblink, 24h").
+PASSWORD_RESET_TIMEOUT = 24 * 3600
+
+SESSION_COOKIE_AGE = env_int("RP_SESSION_IDLE_MINUTES", 30, minimum=1) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = TLS or BEHIND_PROXY
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "no-referrer"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if SESSION_COOKIE_SECURE:
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LANGUAGE_CODE = env_choice("RP_LANGUAGE", "en", {"en", "de"})
+LANGUAGES = [("de", _("German")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_NAME = "rp_language"
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+USE_I18N = True
+TIME_ZONE = env_str("RP_TIME_ZONE", "Europe/Berlin")
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# E-mail: SMTP when RP_SMTP_HOST is set, otherwise files in the data directory's outbox.
+SMTP_HOST = env_str("RP_SMTP_HOST", "")
+DEFAULT_FROM_EMAIL = env_str("RP_MAIL_FROM", "Rallypoint <rallypoint@localhost>")
+if SMTP_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = SMTP_HOST
+    EMAIL_PORT = env_int("RP_SMTP_PORT", 587, minimum=1, maximum=65535)
+    EMAIL_HOST_USER = env_str("RP_SMTP_USER", "")
+    EMAIL_HOST_PASSWORD = env_secret("RP_SMTP_PASSWORD", "") or ""
+    _smtp_security = env_choice("RP_SMTP_SECURITY", "starttls", {"starttls", "tls", "none"})
+    EMAIL_USE_TLS = _smtp_security == "starttls"
+    EMAIL_USE_SSL = _smtp_security == "tls"
+    EMAIL_TIMEOUT = 20
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = DATA_DIR / "outbox"
+
+AUDIT_RETENTION_DAYS = env_int("RP_AUDIT_RETENTION_DAYS", 90, minimum=1)
+SUPPORT_EMAIL_DOMAIN = env_str("RP_SUPPORT_EMAIL_DOMAIN", "support.rallypoint.example")
+CSV_IMPORT_MAX_ROWS = env_int("RP_CSV_IMPORT_MAX_ROWS", 5000, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+LOG_LEVEL = env_choice("RP_LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"})
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "rallypoint.lib.jsonlog.RedactionFilter"}},
+    "formatters": {"json": {"()": "rallypoint.lib.jsonlog.JsonFormatter"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json",
+            "filters": ["redact"],
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "uvicorn": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
+}
+
+check_unknown()

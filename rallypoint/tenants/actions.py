@@ -1,0 +1,163 @@
+"""Changes to organisations, sites, groups and the Super-admin role.
+
+Each function checks permission (``actor=None`` is the system itself: the
+demo seed, a management command), writes its rows and its audit entry in one
+transaction.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from rallypoint.accounts.models import User
+from rallypoint.audit.actions import diff, record
+from rallypoint.tenants.models import Group, Membership, Organization, Site, SuperAdmin
+from rallypoint.tenants.roles import SUPER_ADMIN, Perm, Role
+from rallypoint.tenants.scoping import require_perm
+
+SUPPORT_NAME = "Rallypoint Support"
+
+
+def _is_super_admin(user, organization: Organization) -> bool:
+    return SuperAdmin.objects.filter(organization=organization, user=user).exists()
+
+
+def create_organization(*, name: str) -> Organization:
+    return Organization.objects.create(name=name.strip())
+
+
+def create_site(*, actor, organization: Organization, name: str, time_zone: str = "Europe/Berlin") -> Site:
+    """Create a site and its support account (an Administrator without a usable password)."""
+    if actor is not None and not _is_super_admin(actor, organization):
+        raise PermissionDenied
+    name = name.strip()
+    if Site.objects.filter(organization=organization, name=name).exists():
+        raise ValidationError({"name": _("A site with this name already exists.")})
+    with transaction.atomic():
+        site = Site.objects.create(organization=organization, name=name, time_zone=time_zone)
+        record(actor=actor, organization=organization, site=site, action="site.created",
+               object_type="site", object_id=site.pk, changes=diff({}, {"name": name, "time_zone": time_zone}))
+        support = User.objects.create_user(
+            f"support+site{site.pk}@{settings.SUPPORT_EMAIL_DOMAIN}", is_support=True
+        )
+        membership = Membership.objects.create(site=site, user=support, role=Role.ADMIN, full_name=SUPPORT_NAME)
+        record(actor=actor, organization=organization, site=site, action="person.created",
+               object_type="person", object_id=membership.pk,
+               changes=diff({}, {"email": support.email, "full_name": SUPPORT_NAME, "role": Role.ADMIN,
+                                 "support_account": True}))
+    return site
+
+
+def update_site(*, actor, site: Site, name: str, time_zone: str) -> Site:
+    require_perm(actor, site, Perm.MANAGE_SITE)
+    name = name.strip()
+    if Site.objects.filter(organization=site.organization, name=name).exclude(pk=site.pk).exists():
+        raise ValidationError({"name": _("A site with this name already exists.")})
+    before = {"name": site.name, "time_zone": site.time_zone}
+    with transaction.atomic():
+        site.name, site.time_zone = name, time_zone
+        site.save(update_fields=["name", "time_zone"])
+        changes = diff(before, {"name": name, "time_zone": time_zone})
+        if changes:
+            record(actor=actor, organization=site.organization, site=site, action="site.updated",
+                   object_type="site", object_id=site.pk, changes=changes)
+    return site
+
+
+def delete_site(*, actor, site: Site) -> None:
+    """Delete a site with everything in it. The organisation keeps one audit entry of it."""
+    organization = site.organization
+    if actor is not None and not _is_super_admin(actor, organization):
+        raise PermissionDenied
+    if organization.sites.count() <= 1:
+        raise ValidationError(_("The last site of an organisation cannot be deleted."))
+    with transaction.atomic():
+        site_id, name = site.pk, site.name
+        support_users = list(User.objects.filter(is_support=True, memberships__site=site))
+        site.delete()
+        for user in support_users:
+            if not user.memberships.exists():
+                user.delete()
+        record(actor=actor, organization=organization, site=None, action="site.deleted",
+               object_type="site", object_id=site_id, changes=diff({"name": name}, {}))
+
+
+def grant_super_admin(*, actor, organization: Organization, user) -> SuperAdmin:
+    if actor is not None and not _is_super_admin(actor, organization):
+        raise PermissionDenied
+    if not Membership.objects.filter(site__organization=organization, user=user).exists():
+        raise ValidationError(_("Only people of one of the organisation's sites can become Super-admins."))
+    with transaction.atomic():
+        row, created = SuperAdmin.objects.get_or_create(organization=organization, user=user)
+        if created:
+            record(actor=actor, organization=organization, site=None, action="role.granted",
+                   object_type="user", object_id=user.pk, changes={"role": [None, SUPER_ADMIN]})
+    return row
+
+
+def revoke_super_admin(*, actor, organization: Organization, user) -> None:
+    if actor is not None and not _is_super_admin(actor, organization):
+        raise PermissionDenied
+    if actor is not None and actor.pk == user.pk:
+        raise ValidationError(_("You cannot revoke your own Super-admin role."))
+    with transaction.atomic():
+        deleted, _unused = SuperAdmin.objects.filter(organization=organization, user=user).delete()
+        if deleted:
+            record(actor=actor, organization=organization, site=None, action="role.revoked",
+                   object_type="user", object_id=user.pk, changes={"role": [SUPER_ADMIN, None]})
+
+
+def _group_state(group: Group) -> dict:
+    return {"name": group.name, "description": group.description,
+            "members": sorted(group.members.values_list("pk", flat=True))}
+
+
+def _check_members(site: Site, members) -> list[Membership]:
+    members = list(members)
+    if any(m.site_id != site.pk for m in members):
+        raise PermissionDenied
+    return members
+
+
+def save_group(*, actor, site: Site, group: Group | None, name: str, description: str,
+               members) -> Group:
+    """Create (``group=None``) or change a group of the site."""
+    require_perm(actor, site, Perm.MANAGE_GROUPS)
+    members = _check_members(site, members)
+    name = name.strip()
+    clash = Group.objects.for_site(site).filter(name=name)
+    if group is not None:
+        if group.site_id != site.pk:
+            raise PermissionDenied
+        clash = clash.exclude(pk=group.pk)
+    if clash.exists():
+        raise ValidationError({"name": _("A group with this name already exists.")})
+    with transaction.atomic():
+        before = _group_state(group) if group else {}
+        if group is None:
+            group = Group.objects.create(site=site, name=name, description=description)
+        else:
+            group.name, group.description = name, description
+            group.save(update_fields=["name", "description"])
+        group.members.set(members)
+        changes = diff(before, _group_state(group))
+        if changes:
+            record(actor=actor, organization=site.organization, site=site,
+                   action="group.updated" if before else "group.created",
+                   object_type="group", object_id=group.pk, changes=changes)
+    return group
+
+
+def delete_group(*, actor, group: Group) -> None:
+    site = group.site
+    require_perm(actor, site, Perm.MANAGE_GROUPS)
+    with transaction.atomic():
+        before = _group_state(group)
+        group_id = group.pk
+        group.delete()
+        record(actor=actor, organization=site.organization, site=site, action="group.deleted",
+               object_type="group", object_id=group_id, changes=diff(before, {}))
+

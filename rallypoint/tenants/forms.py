@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import zoneinfo
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from rallypoint.tenants.models import Membership
+
+TIME_ZONES = sorted(zoneinfo.available_timezones())
+
+
+class SiteForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=120)
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=[(z, z) for z in TIME_ZONES],
+                                  initial="Europe/Berlin")
+
+
+class GroupForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=120)
+    description = forms.CharField(label=_("Description"), max_length=500, required=False,
+                                  widget=forms.Textarea(attrs={"rows": 2}))
+    members = forms.ModelMultipleChoiceField(
+        label=_("Members"), queryset=Membership.objects.none(), required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args, site, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["members"]
+        field.queryset = (Membership.objects.for_site(site).active().select_related("user")
+                          .order_by("full_name"))
+        field.label_from_instance = lambda m: m.full_name
+
+
+class SuperAdminForm(forms.Form):
+    email = forms.EmailField(label=_("E-mail of a person of one of the organisation's sites"))

@@ -1,0 +1,111 @@
+"""Organisations, sites (the tenant boundary), memberships and groups.
+
+Every row of tenant data carries its site. Code reaches tenant rows through
+``for_site(site)`` querysets and the helpers in :mod:`rallypoint.tenants.scoping`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from rallypoint.tenants.roles import Role
+
+
+class SiteScopedQuerySet(models.QuerySet):
+    site_field = "site"
+
+    def for_site(self, site):
+        return self.filter(**{self.site_field: site})
+
+
+class Organization(models.Model):
+    """A customer. Holds sites; its Super-admins administer all of them."""
+
+    name = models.CharField(_("name"), max_length=120)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Site(models.Model):
+    """One instance of Rallypoint for a customer: the tenant boundary."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="sites")
+    name = models.CharField(_("name"), max_length=120)
+    time_zone = models.CharField(_("time zone"), max_length=64, default="Europe/Berlin")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization__name", "name", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="site_name_unique_in_org")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MembershipQuerySet(SiteScopedQuerySet):
+    def active(self):
+        return self.filter(is_active=True, user__is_active=True)
+
+
+class Membership(models.Model):
+    """A person at a site: their role and their personal data as this site knows it."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    full_name = models.CharField(_("name"), max_length=150)
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.EMPLOYEE)
+    phone = models.CharField(_("phone"), max_length=40, blank=True)
+    department = models.CharField(_("department"), max_length=120, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["site", "user"], name="one_membership_per_site")]
+
+    def __str__(self) -> str:  # no personal data: used in places that may be logged
+        return f"Membership #{self.pk}"
+
+
+class SuperAdmin(models.Model):
+    """Org-level role: Administrator rights on every site of the organisation."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="super_admins")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="super_admin_of")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="one_super_admin_row")]
+
+    def __str__(self) -> str:
+        return f"Super-admin #{self.user_id} of organisation #{self.organization_id}"
+
+
+class Group(models.Model):
+    """A named set of people at one site (e.g. "Evacuation helpers, building A")."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="groups")
+    name = models.CharField(_("name"), max_length=120)
+    description = models.CharField(_("description"), max_length=500, blank=True)
+    members = models.ManyToManyField(Membership, related_name="groups", blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = SiteScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [models.UniqueConstraint(fields=["site", "name"], name="group_name_unique_in_site")]
+
+    def __str__(self) -> str:
+        return self.name

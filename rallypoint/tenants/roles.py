@@ -1,0 +1,98 @@
+"""The one role → permission table.
+
+Everything that decides what a role may do reads :data:`ROLE_PERMISSIONS`.
+``docs/roles.md`` is generated from it (``rallypoint roles-doc``) and a test
+fails when the document is stale.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", _("Administrator")
+    LEAD = "lead", _("Crisis-team lead")
+    MEMBER = "member", _("Crisis-team member")
+    EMPLOYEE = "employee", _("Employee")
+    GUEST = "guest", _("Guest")
+
+
+# Org-level role: an administrator over every site of one organisation.
+SUPER_ADMIN = "superadmin"
+SUPER_ADMIN_LABEL = _("Super-admin")
+
+
+class Perm(StrEnum):
+    VIEW_SITE = "site.view"
+    MANAGE_SITE = "site.manage"
+    MANAGE_ORG_SITES = "org.manage_sites"
+    MANAGE_SUPER_ADMINS = "org.manage_super_admins"
+    VIEW_DIRECTORY = "people.view_directory"
+    VIEW_PERSONAL_DATA = "people.view_personal_data"
+    MANAGE_PEOPLE = "people.manage"
+    VIEW_GROUPS = "groups.view"
+    MANAGE_GROUPS = "groups.manage"
+    VIEW_AUDIT = "audit.view"
+
+
+PERMISSION_TEXT: dict[Perm, str] = {
+    Perm.VIEW_SITE: _("Work in the site: see its name, own profile and the pages of the web app"),
+    Perm.MANAGE_SITE: _("Change the site's settings"),
+    Perm.MANAGE_ORG_SITES: _("Create and delete sites of the organisation"),
+    Perm.MANAGE_SUPER_ADMINS: _("Grant and revoke the Super-admin role"),
+    Perm.VIEW_DIRECTORY: _("See the names of the site's people and their groups (no contact data)"),
+    Perm.VIEW_PERSONAL_DATA: _("See other people's personal data (e-mail, phone, department)"),
+    Perm.MANAGE_PEOPLE: _("Create, invite, edit, deactivate, import and export people; grant roles"),
+    Perm.VIEW_GROUPS: _("See the site's groups and who belongs to them"),
+    Perm.MANAGE_GROUPS: _("Create, change and delete groups"),
+    Perm.VIEW_AUDIT: _("Browse the audit trail of the site"),
+}
+
+_ADMIN = frozenset({
+    Perm.VIEW_SITE, Perm.MANAGE_SITE, Perm.VIEW_DIRECTORY, Perm.VIEW_PERSONAL_DATA,
+    Perm.MANAGE_PEOPLE, Perm.VIEW_GROUPS, Perm.MANAGE_GROUPS, Perm.VIEW_AUDIT,
+})
+_CRISIS_TEAM = frozenset({Perm.VIEW_SITE, Perm.VIEW_DIRECTORY, Perm.VIEW_GROUPS})
+
+ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
+    SUPER_ADMIN: _ADMIN | {Perm.MANAGE_ORG_SITES, Perm.MANAGE_SUPER_ADMINS},
+    Role.ADMIN: _ADMIN,
+    Role.LEAD: _CRISIS_TEAM,
+    Role.MEMBER: _CRISIS_TEAM,
+    Role.EMPLOYEE: frozenset({Perm.VIEW_SITE}),
+    Role.GUEST: frozenset({Perm.VIEW_SITE}),
+}
+
+ROLE_ORDER: list[str] = [SUPER_ADMIN, Role.ADMIN, Role.LEAD, Role.MEMBER, Role.EMPLOYEE, Role.GUEST]
+
+
+def role_label(role: str) -> str:
+    return str(SUPER_ADMIN_LABEL) if role == SUPER_ADMIN else str(Role(role).label)
+
+
+def permissions_for(role: str | None) -> frozenset[Perm]:
+    return ROLE_PERMISSIONS.get(role, frozenset()) if role else frozenset()
+
+
+def render_roles_markdown() -> str:
+    """The text of docs/roles.md, generated from the table above (always in English)."""
+    lines = [
+        "# Roles and permissions",
+        "",
+        "Generated from `rallypoint/tenants/roles.py` by `rallypoint roles-doc`; do not edit by hand.",
+        "A test fails when this file does not match the code.",
+        "",
+        "Only Administrators and Super-admins see other people's personal data (need-to-know).",
+        "A Super-admin holds the Administrator permissions on every site of the organisation.",
+        "",
+        "| Permission | Meaning | " + " | ".join(role_label(r) for r in ROLE_ORDER) + " |",
+        "|---|---|" + "---|" * len(ROLE_ORDER),
+    ]
+    for perm in Perm:
+        marks = " | ".join("yes" if perm in ROLE_PERMISSIONS[r] else "–" for r in ROLE_ORDER)
+        lines.append(f"| `{perm.value}` | {PERMISSION_TEXT[perm]} | {marks} |")
+    return "\n".join(lines) + "\n"

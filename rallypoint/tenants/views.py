@@ -1,0 +1,334 @@
+"""Pages to manage the people, groups and sites of the current site. Thin: actions do the work."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from rallypoint.accounts import actions as people
+from rallypoint.accounts.forms import ImportForm, NewPersonForm, PersonForm
+from rallypoint.accounts.models import User, normalize_email
+from rallypoint.tenants import actions
+from rallypoint.tenants.forms import GroupForm, SiteForm, SuperAdminForm
+from rallypoint.tenants.models import Group, Membership, SuperAdmin
+from rallypoint.tenants.roles import SUPER_ADMIN, Perm
+from rallypoint.tenants.scoping import (
+    get_group_for_request,
+    get_membership_for_request,
+    get_site_for_request,
+    manageable_sites,
+    site_permission_required,
+)
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            for error in errors:
+                form.add_error(field if field in form.fields else None, error)
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)
+
+
+# People -----------------------------------------------------------------------------------------
+
+@require_http_methods(["GET", "POST"])
+@site_permission_required(Perm.VIEW_DIRECTORY)
+def people_list(request):
+    site = request.site
+    if request.method == "POST":
+        return _people_bulk(request)
+    qs = (Membership.objects.for_site(site).select_related("user")
+          .prefetch_related(Prefetch("groups", queryset=Group.objects.order_by("name"))))
+    if Perm.VIEW_PERSONAL_DATA not in request.site_perms:
+        qs = qs.active().filter(user__is_support=False)
+    page = Paginator(qs.order_by("-is_active", "full_name", "pk"), 200).get_page(request.GET.get("page"))
+    return render(request, "tenants/people_list.html", {"page": page})
+
+
+def _people_bulk(request):
+    if Perm.MANAGE_PEOPLE not in request.site_perms:
+        return HttpResponse(status=403)
+    action = request.POST.get("action")
+    if action not in {"deactivate", "activate"}:
+        messages.error(request, _("Choose what to do with the selected people."))
+        return redirect("tenants:people")
+    ids = [int(v) for v in request.POST.getlist("selected") if v.isdigit()]
+    chosen = list(Membership.objects.for_site(request.site).filter(pk__in=ids).select_related("user"))
+    if not chosen:
+        messages.error(request, _("Select at least one person."))
+        return redirect("tenants:people")
+    try:
+        count = people.set_people_active(actor=request.user, site=request.site, memberships=chosen,
+                                         active=action == "activate")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("%(count)d people changed.") % {"count": count})
+    return redirect("tenants:people")
+
+
+@require_http_methods(["GET", "POST"])
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def person_create(request):
+    form = NewPersonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            membership = people.create_person(actor=request.user, site=request.site, data=form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            if form.cleaned_data["invite"]:
+                people.invite_person(actor=request.user, membership=membership)
+                messages.success(request, _("Person added and invitation sent."))
+            else:
+                messages.success(request, _("Person added."))
+            return redirect("tenants:person", membership_id=membership.pk)
+    return render(request, "tenants/person_form.html", {"form": form, "creating": True},
+                  status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def person_edit(request, membership_id: int):
+    membership = get_membership_for_request(request, membership_id)
+    initial = people.person_state(membership)
+    form = PersonForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            people.update_person(actor=request.user, membership=membership, data=form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("Changes saved."))
+            return redirect("tenants:person", membership_id=membership.pk)
+    context = {"form": form, "membership": membership,
+               "identity_editable": people.identity_editable_by(membership.user, request.site)}
+    return render(request, "tenants/person_form.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def person_activation(request, membership_id: int):
+    membership = get_membership_for_request(request, membership_id)
+    try:
+        people.set_people_active(actor=request.user, site=request.site, memberships=[membership],
+                                 active=not membership.is_active)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Person reactivated.") if membership.is_active
+                         else _("Person deactivated."))
+    return redirect("tenants:person", membership_id=membership.pk)
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def person_invite(request, membership_id: int):
+    membership = get_membership_for_request(request, membership_id)
+    try:
+        people.invite_person(actor=request.user, membership=membership)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Invitation sent. The link is valid for 24 hours and works once."))
+    return redirect("tenants:person", membership_id=membership.pk)
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def person_delete(request, membership_id: int):
+    membership = get_membership_for_request(request, membership_id)
+    try:
+        people.delete_support_account(actor=request.user, membership=membership)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("tenants:person", membership_id=membership.pk)
+    messages.success(request, _("The support account was deleted. It will not be re-created."))
+    return redirect("tenants:people")
+
+
+@require_http_methods(["GET", "POST"])
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def people_import(request):
+    form = ImportForm(request.POST or None, request.FILES or None)
+    errors, status = [], 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            text = form.cleaned_data["file"].read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            errors, status = [(0, _("The file is not UTF-8 encoded text."))], 400
+        else:
+            try:
+                result = people.import_people(actor=request.user, site=request.site, text=text)
+            except people.ImportErrors as exc:
+                errors, status = exc.rows, 400
+            else:
+                messages.success(request, _("Import done: %(created)d added, %(updated)d updated, "
+                                            "%(unchanged)d unchanged.") % result)
+                return redirect("tenants:people")
+    elif form.errors:
+        status = 400
+    return render(request, "tenants/people_import.html", {"form": form, "errors": errors}, status=status)
+
+
+@require_GET
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def people_export(request):
+    text = people.export_people(actor=request.user, site=request.site)
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="people.csv"'
+    return response
+
+
+# Groups -----------------------------------------------------------------------------------------
+
+@require_GET
+@site_permission_required(Perm.VIEW_GROUPS)
+def group_list(request):
+    groups = Group.objects.for_site(request.site).prefetch_related(
+        Prefetch("members", queryset=Membership.objects.active().order_by("full_name")))
+    return render(request, "tenants/group_list.html", {"groups": groups})
+
+
+def _save_group(request, group):
+    initial = {}
+    if group is not None:
+        initial = {"name": group.name, "description": group.description, "members": group.members.all()}
+    form = GroupForm(request.POST or None, initial=initial, site=request.site)
+    if request.method == "POST" and form.is_valid():
+        try:
+            group = actions.save_group(actor=request.user, site=request.site, group=group,
+                                       **form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("Group saved."))
+            return redirect("tenants:groups")
+    return render(request, "tenants/group_form.html", {"form": form, "group": group},
+                  status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@site_permission_required(Perm.MANAGE_GROUPS)
+def group_create(request):
+    return _save_group(request, None)
+
+
+@require_http_methods(["GET", "POST"])
+@site_permission_required(Perm.MANAGE_GROUPS)
+def group_edit(request, group_id: int):
+    return _save_group(request, get_group_for_request(request, group_id))
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_GROUPS)
+def group_delete(request, group_id: int):
+    actions.delete_group(actor=request.user, group=get_group_for_request(request, group_id))
+    messages.success(request, _("Group deleted."))
+    return redirect("tenants:groups")
+
+
+# Sites and Super-admins -------------------------------------------------------------------------
+
+@require_GET
+@site_permission_required(Perm.MANAGE_SITE)
+def site_list(request):
+    context = {"sites": manageable_sites(request), "is_super_admin": request.site_role == SUPER_ADMIN}
+    if context["is_super_admin"]:
+        context["super_admins"] = (SuperAdmin.objects.filter(organization=request.site.organization)
+                                   .select_related("user").order_by("user__email"))
+        context["super_admin_form"] = SuperAdminForm()
+    return render(request, "tenants/site_list.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@site_permission_required(Perm.MANAGE_ORG_SITES)
+def site_create(request):
+    form = SiteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.create_site(actor=request.user, organization=request.site.organization, **form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("Site created, with its support account."))
+            return redirect("tenants:sites")
+    return render(request, "tenants/site_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@site_permission_required(Perm.MANAGE_SITE)
+def site_edit(request, site_id: int):
+    site = get_site_for_request(request, site_id)
+    form = SiteForm(request.POST or None, initial={"name": site.name, "time_zone": site.time_zone})
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.update_site(actor=request.user, site=site, **form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("Changes saved."))
+            return redirect("tenants:sites")
+    return render(request, "tenants/site_form.html", {"form": form, "site": site},
+                  status=400 if form.errors else 200)
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_ORG_SITES)
+def site_delete(request, site_id: int):
+    site = get_site_for_request(request, site_id)
+    if request.POST.get("confirm_name", "").strip() != site.name:
+        messages.error(request, _("Type the site's name to confirm the deletion."))
+        return redirect("tenants:site", site_id=site.pk)
+    try:
+        actions.delete_site(actor=request.user, site=site)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("tenants:site", site_id=site.pk)
+    messages.success(request, _("Site deleted."))
+    return redirect("web:home")
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_SUPER_ADMINS)
+def super_admin_grant(request):
+    form = SuperAdminForm(request.POST)
+    organization = request.site.organization
+    if form.is_valid():
+        user = User.objects.filter(email=normalize_email(form.cleaned_data["email"]),
+                                   memberships__site__organization=organization).distinct().first()
+        try:
+            if user is None:
+                raise ValidationError(_("Only people of one of the organisation's sites can become "
+                                        "Super-admins."))
+            actions.grant_super_admin(actor=request.user, organization=organization, user=user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, _("Super-admin role granted."))
+    else:
+        messages.error(request, _("Enter a valid e-mail address."))
+    return redirect("tenants:sites")
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_SUPER_ADMINS)
+def super_admin_revoke(request, user_id: int):
+    row = SuperAdmin.objects.filter(organization=request.site.organization, user_id=user_id).first()
+    if row is None:
+        return HttpResponse(status=404)
+    try:
+        actions.revoke_super_admin(actor=request.user, organization=request.site.organization, user=row.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Super-admin role revoked."))
+    return redirect("tenants:sites")

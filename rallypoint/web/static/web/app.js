@@ -1,0 +1,40 @@
+/* Progressive enhancement only: every page works without this file. No inline scripts (CSP). */
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el.matches("select[data-autosubmit]")) { el.form.requestSubmit(); }
+    if (el.matches("input[data-select-all]")) {
+      var table = el.closest("table");
+      table.querySelectorAll("tbody tr:not([hidden]) input[name=selected]").forEach(function (box) {
+        box.checked = el.checked;
+      });
+    }
+  });
+
+  document.addEventListener("submit", function (event) {
+    var submitter = event.submitter;
+    var message = (submitter && submitter.dataset.confirm) || event.target.dataset.confirm;
+    if (message && !window.confirm(message)) { event.preventDefault(); }
+  });
+
+  /* Type-to-filter on tables: runs in the page, so search terms never reach a URL or a log. */
+  document.querySelectorAll("input[data-filter-table]").forEach(function (input) {
+    var table = document.getElementById(input.dataset.filterTable);
+    var count = document.getElementById(input.dataset.filterCount);
+    input.hidden = false;
+    input.closest(".filter").hidden = false;
+    input.addEventListener("input", function () {
+      var needle = input.value.trim().toLowerCase();
+      var shown = 0;
+      table.querySelectorAll("tbody tr").forEach(function (row) {
+        var match = !needle || row.textContent.toLowerCase().indexOf(needle) !== -1;
+        row.hidden = !match;
+        if (match) { shown += 1; }
+      });
+      if (count) { count.textContent = String(shown); }
+    });
+  });
+})();

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from rallypoint.tenants.middleware import SESSION_KEY
+from rallypoint.tenants.models import Group, Membership
+from rallypoint.tenants.roles import Perm
+from rallypoint.tenants.scoping import accessible_sites
+
+
+@require_GET
+@login_required
+def home(request):
+    if request.site is None:
+        return render(request, "web/no_site.html", status=403)
+    context = {}
+    if Perm.VIEW_DIRECTORY in request.site_perms:
+        context["people_count"] = Membership.objects.for_site(request.site).active().filter(
+            user__is_support=False).count()
+        context["group_count"] = Group.objects.for_site(request.site).count()
+    return render(request, "web/home.html", context)
+
+
+@require_POST
+@login_required
+def switch_site(request):
+    site_id = request.POST.get("site", "")
+    site = accessible_sites(request.user).filter(pk=site_id).first() if site_id.isdigit() else None
+    if site is None:
+        return HttpResponseBadRequest("Unknown site.")
+    request.session[SESSION_KEY] = site.pk
+    # Another site is another context: a fresh session key, so nothing carries over.
+    request.session.cycle_key()
+    return redirect("web:home")
+
+
+@require_POST
+def set_language(request):
+    language = request.POST.get("language", "")
+    if language not in dict(settings.LANGUAGES):
+        return HttpResponseBadRequest("Unknown language.")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        target = "/"
+    response = redirect(target)
+    if request.user.is_authenticated:
+        request.user.language = language
+        request.user.save(update_fields=["language"])
+    response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, max_age=365 * 24 * 3600,
+                        secure=settings.LANGUAGE_COOKIE_SECURE, samesite="Lax", httponly=True)
+    return response

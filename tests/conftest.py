@@ -1,0 +1,93 @@
+"""Personas in two organisations, so every test can ask "and the other tenant?".
+
+Organisation A has the sites ``a`` (where the personas work) and ``a2``;
+organisation B has the site ``b``. Every personal field of every person holds a
+marker that names its site, so a leak is found by searching for the marker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from django.core import mail
+
+from rallypoint.accounts.models import User
+from rallypoint.tenants import actions
+from rallypoint.tenants.models import Group, Membership, Organization, Site
+from rallypoint.tenants.roles import SUPER_ADMIN, Role
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class SiteWorld:
+    site: Site
+    people: dict[str, Membership] = field(default_factory=dict)
+    group: Group | None = None
+    markers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class World:
+    org_a: Organization
+    org_b: Organization
+    a: SiteWorld
+    a2: SiteWorld
+    b: SiteWorld
+    super_a: User
+    super_b: User
+
+    def persona(self, role: str) -> User:
+        if role == SUPER_ADMIN:
+            return self.super_a
+        return self.a.people[role].user
+
+
+def _person(site: Site, tag: str, role: str) -> Membership:
+    user = User.objects.create_user(f"{tag}-{role}@example.org", PASSWORD)
+    phone = f"+49 170 {sum(map(ord, tag)):03d}{Role.values.index(role):02d}77"
+    return Membership.objects.create(site=site, user=user, role=role, phone=phone, full_name=f"Name{tag}{role}zq",
+                                     department=f"Dept{tag}{role}zq")
+
+
+def _site(org: Organization, tag: str) -> SiteWorld:
+    site = actions.create_site(actor=None, organization=org, name=f"Site{tag}zq")
+    world = SiteWorld(site=site)
+    for role in Role.values:
+        world.people[role] = _person(site, tag, role)
+    world.group = actions.save_group(actor=None, site=site, group=None, name=f"Group{tag}zq",
+                                     description=f"About{tag}zq", members=list(world.people.values()))
+    world.markers = [f"Site{tag}zq", f"Group{tag}zq", f"About{tag}zq", f"Name{tag}", f"Dept{tag}",
+                     f"{tag}-admin@example.org", f"{tag}-employee@example.org"]
+    return world
+
+
+@pytest.fixture
+def world(db) -> World:
+    org_a = actions.create_organization(name="Org Alpha")
+    org_b = actions.create_organization(name="Org Bravo")
+    a, a2, b = _site(org_a, "Aa"), _site(org_a, "Ab"), _site(org_b, "Bb")
+    super_a = User.objects.create_user("super-a@example.org", PASSWORD)
+    Membership.objects.create(site=a.site, user=super_a, role=Role.ADMIN, full_name="NameSuperAzq")
+    actions.grant_super_admin(actor=None, organization=org_a, user=super_a)
+    super_b = User.objects.create_user("super-b@example.org", PASSWORD)
+    Membership.objects.create(site=b.site, user=super_b, role=Role.ADMIN, full_name="NameSuperBzq")
+    actions.grant_super_admin(actor=None, organization=org_b, user=super_b)
+    b.markers.append("NameSuperBzq")
+    mail.outbox.clear()
+    return World(org_a=org_a, org_b=org_b, a=a, a2=a2, b=b, super_a=super_a, super_b=super_b)
+
+
+@pytest.fixture
+def signed_in(client, world):
+    """A client signed in as the given persona of site ``a``."""
+
+    def sign_in(role: str):
+        client.force_login(world.persona(role))
+        session = client.session
+        session["rp_site_id"] = world.a.site.pk
+        session.save()
+        return client
+
+    return sign_in

@@ -1,0 +1,204 @@
+"""Tenant isolation over every route: no role of one site reaches another site's objects.
+
+The test enumerates every URL pattern of the project (web pages and API). Each
+must be classified in ROUTES; a new route that is not fails the test, so it
+cannot slip past. For every route, every persona of site ``a`` asks for the
+objects of a foreign site with GET and POST, and must get 4xx, no foreign data
+in the body, and no change to the foreign site.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from rallypoint.accounts.models import User
+from rallypoint.audit.models import AuditEntry
+from rallypoint.tenants.models import Group, Membership, Site, SuperAdmin
+from rallypoint.tenants.roles import SUPER_ADMIN, Role
+
+# Every route of the project. "public": reachable without a site (health, sign-in);
+# "site": tenant data, checked below.
+ROUTES = {
+    "healthz": "public",
+    "readyz": "public",
+    "accounts/login/": "public",
+    "accounts/logout/": "public",
+    "accounts/set-password/<uidb64>/<token>/": "public",
+    "accounts/profile/": "site",
+    "audit/": "site",
+    "api/": "public",
+    "api/openapi.json": "public",
+    "api/v1/site": "site",
+    "api/v1/people": "site",
+    "api/v1/people/<membership_id>": "site",
+    "api/v1/groups": "site",
+    "api/v1/groups/<group_id>": "site",
+    "people/": "site",
+    "people/new/": "site",
+    "people/import/": "site",
+    "people/export.csv": "site",
+    "people/<int:membership_id>/": "site",
+    "people/<int:membership_id>/activation/": "site",
+    "people/<int:membership_id>/invite/": "site",
+    "people/<int:membership_id>/delete/": "site",
+    "groups/": "site",
+    "groups/new/": "site",
+    "groups/<int:group_id>/": "site",
+    "groups/<int:group_id>/delete/": "site",
+    "sites/": "site",
+    "sites/new/": "site",
+    "sites/<int:site_id>/": "site",
+    "sites/<int:site_id>/delete/": "site",
+    "super-admins/": "site",
+    "super-admins/<int:user_id>/revoke/": "site",
+    "": "site",
+    "site/switch/": "site",
+    "language/": "site",
+}
+
+PERSONAS = [SUPER_ADMIN, *Role.values]
+
+
+def _walk(patterns, prefix=""):
+    for p in patterns:
+        route = prefix + str(p.pattern)
+        if isinstance(p, URLResolver):
+            yield from _walk(p.url_patterns, route)
+        elif isinstance(p, URLPattern):
+            yield route.lstrip("^").rstrip("$")
+
+
+def all_routes() -> list[str]:
+    return sorted(set(_walk(get_resolver().url_patterns)))
+
+
+def test_every_route_is_classified():
+    routes = set(all_routes())
+    missing = routes - set(ROUTES)
+    stale = set(ROUTES) - routes
+    assert not missing, f"routes not in the isolation matrix: {sorted(missing)}"
+    assert not stale, f"matrix names routes that do not exist: {sorted(stale)}"
+
+
+def foreign_objects(world, persona: str) -> list[dict]:
+    """The foreign sites of a persona of site ``a``, each with one object of every kind."""
+    foreign = [world.b]
+    if persona != SUPER_ADMIN:  # a Super-admin of org A may manage a2; nobody else may
+        foreign.append(world.a2)
+    result = []
+    for sw in foreign:
+        result.append({
+            "world": sw,
+            "membership_id": sw.people[Role.EMPLOYEE].pk,
+            "group_id": sw.group.pk,
+            "site_id": sw.site.pk,
+            "user_id": (world.super_b if sw is world.b else sw.people[Role.ADMIN].user).pk,
+            "uidb64": urlsafe_base64_encode(force_bytes(sw.people[Role.ADMIN].user.pk)),
+            "token": "set-password",
+        })
+    return result
+
+
+def fill(route: str, objects: dict) -> str:
+    def replace(match):
+        name = match.group(2)
+        if name not in objects:
+            pytest.fail(f"route {route!r}: no foreign object known for <{name}>; add it to foreign_objects()")
+        return str(objects[name])
+
+    return "/" + re.sub(r"<(?:(\w+):)?(\w+)>", replace, route)
+
+
+def snapshot(site: Site) -> tuple:
+    """Everything an attack on a foreign site could change."""
+    memberships = list(Membership.objects.filter(site=site).order_by("pk").values_list(
+        "pk", "role", "is_active", "phone", "department", "full_name", "user__email",
+        "user__password"))
+    groups = list(Group.objects.filter(site=site).order_by("pk").values_list("pk", "name", "description"))
+    members = sorted(Group.members.through.objects.filter(group__site=site).values_list("group_id",
+                                                                                        "membership_id"))
+    supers = sorted(SuperAdmin.objects.filter(organization=site.organization).values_list("user_id", flat=True))
+    audits = AuditEntry.objects.filter(site=site).count()
+    return (site.name, site.time_zone, memberships, groups, members, supers, audits)
+
+
+def _body(response) -> str:
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    return content.decode("utf-8", "replace")
+
+
+POST_BODY_KEYS = ("selected", "site", "members", "user_id", "membership_id", "group_id")
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_no_route_reaches_another_sites_objects(world, signed_in, persona):
+    client = signed_in(persona)
+    for foreign in foreign_objects(world, persona):
+        sw = foreign["world"]
+        before = snapshot(Site.objects.get(pk=sw.site.pk))
+        for route, kind in ROUTES.items():
+            url = fill(route, foreign)
+            with_kwargs = "<" in route
+            post_data = {key: str(foreign.get(key, foreign["membership_id"])) for key in POST_BODY_KEYS}
+            post_data.update(action="deactivate", email=sw.people[Role.ADMIN].user.email,
+                             name="X", confirm_name=sw.site.name, full_name="X", role="admin",
+                             time_zone="UTC", language="de", next="/")
+            for method in ("get", "post"):
+                response = getattr(client, method)(url, post_data if method == "post" else None)
+                status = response.status_code
+                where = f"{persona} {method.upper()} {url} → {status}"
+                assert status < 500, where
+                if kind == "site" and with_kwargs:
+                    assert status in (403, 404, 405), where
+                body = _body(response)
+                sent = " ".join(post_data.values()) if method == "post" else ""
+                for marker in (m for m in sw.markers if m not in sent):  # an echo of our input is no leak
+                    assert marker not in body, f"{where}: foreign marker {marker!r} in the body"
+            # Signing out is a route too: sign in again for the next one.
+            if route == "accounts/logout/":
+                client = signed_in(persona)
+        Site.objects.get(pk=sw.site.pk)  # still there
+        assert snapshot(Site.objects.get(pk=sw.site.pk)) == before, f"{persona} changed {sw.site}"
+
+
+def test_the_isolation_test_would_catch_a_leak(world, signed_in, monkeypatch):
+    """Break scoping on purpose: the membership helper ignores the site. The check must notice."""
+    from rallypoint.tenants import scoping
+
+    def leaky(request, membership_id):
+        return Membership.objects.select_related("user").get(pk=membership_id)
+
+    monkeypatch.setattr(scoping, "get_membership_for_request", leaky)
+    monkeypatch.setattr("rallypoint.tenants.views.get_membership_for_request", leaky)
+    client = signed_in(Role.ADMIN)
+    url = fill("people/<int:membership_id>/", foreign_objects(world, Role.ADMIN)[0])
+    body = _body(client.get(url))
+    assert any(marker in body for marker in world.b.markers)
+
+
+def test_a_user_in_two_sites_sees_only_the_current_one(world, client):
+    both = world.a.people[Role.ADMIN]
+    Membership.objects.create(site=world.b.site, user=both.user, role=Role.EMPLOYEE, full_name="Both")
+    client.force_login(both.user)
+    assert client.post("/site/switch/", {"site": world.a.site.pk}).status_code == 302
+    people_a = client.get("/people/").content.decode()
+    assert "NameAaemployee" in people_a and "NameBb" not in people_a
+    assert client.post("/site/switch/", {"site": world.b.site.pk}).status_code == 302
+    home_b = client.get("/").content.decode()
+    assert "SiteBbzq" in home_b and "NameAa" not in home_b
+    # In site b this person is an employee: no directory, and site a's objects are gone.
+    assert client.get("/people/").status_code == 403
+    assert client.get(f"/groups/{world.a.group.pk}/").status_code in (403, 404)
+    assert User.objects.filter(pk=both.user.pk).exists()
+
+
+def test_switching_to_a_site_one_does_not_belong_to_is_refused(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    response = client.post("/site/switch/", {"site": world.b.site.pk})
+    assert response.status_code == 400
+    assert client.session["rp_site_id"] == world.a.site.pk
