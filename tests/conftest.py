@@ -17,6 +17,8 @@ from rallypoint.tenants import actions
 from rallypoint.tenants.models import Group, Membership, Organization, Site
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
 
+# Users are created without a password (hashing with Argon2 costs time); tests that sign in
+# through the form set one with set_password().
 PASSWORD = "correct horse battery staple"
 
 
@@ -45,7 +47,7 @@ class World:
 
 
 def _person(site: Site, tag: str, role: str) -> Membership:
-    user = User.objects.create_user(f"{tag}-{role}@example.org", PASSWORD)
+    user = User.objects.create_user(f"{tag}-{role}@example.org")
     phone = f"+49 170 {sum(map(ord, tag)):03d}{Role.values.index(role):02d}77"
     return Membership.objects.create(site=site, user=user, role=role, phone=phone, full_name=f"Name{tag}{role}zq",
                                      department=f"Dept{tag}{role}zq")
@@ -68,10 +70,10 @@ def world(db) -> World:
     org_a = actions.create_organization(name="Org Alpha")
     org_b = actions.create_organization(name="Org Bravo")
     a, a2, b = _site(org_a, "Aa"), _site(org_a, "Ab"), _site(org_b, "Bb")
-    super_a = User.objects.create_user("super-a@example.org", PASSWORD)
+    super_a = User.objects.create_user("super-a@example.org")
     Membership.objects.create(site=a.site, user=super_a, role=Role.ADMIN, full_name="NameSuperAzq")
     actions.grant_super_admin(actor=None, organization=org_a, user=super_a)
-    super_b = User.objects.create_user("super-b@example.org", PASSWORD)
+    super_b = User.objects.create_user("super-b@example.org")
     Membership.objects.create(site=b.site, user=super_b, role=Role.ADMIN, full_name="NameSuperBzq")
     actions.grant_super_admin(actor=None, organization=org_b, user=super_b)
     b.markers.append("NameSuperBzq")

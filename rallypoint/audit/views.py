@@ -85,6 +85,16 @@ def _object_names(site, entries) -> dict[tuple[str, str], str]:
     return names
 
 
+def _display(value) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return str(_("yes") if value else _("no"))
+    if isinstance(value, list):
+        return ", ".join(f"#{v}" for v in value) or "—"
+    return str(value)
+
+
 @require_GET
 @site_permission_required(Perm.VIEW_AUDIT)
 def audit_list(request):
@@ -101,7 +111,7 @@ def audit_list(request):
         "action": ACTION_LABELS.get(e.action, e.action),
         "object_type": OBJECT_LABELS.get(e.object_type, e.object_type),
         "object_name": names.get((e.object_type, e.object_id), ""),
-        "changes": sorted(e.changes.items()),
+        "changes": [(field, _display(old), _display(new)) for field, (old, new) in sorted(e.changes.items())],
     } for e in page.object_list]
     query = request.GET.copy()
     query.pop("page", None)

@@ -9,9 +9,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from rallypoint.accounts.models import User
+from rallypoint.accounts.actions import create_person
 from rallypoint.tenants import actions
-from rallypoint.tenants.models import Membership, Organization
+from rallypoint.tenants.models import Organization
 from rallypoint.tenants.roles import Role
 
 DEMO_DOMAIN = "demo.rallypoint.example"
@@ -44,15 +44,19 @@ def seed_demo() -> list[tuple[str, str, str]] | None:
         people = {}
         for local, name, role, phone, department in DEMO_PEOPLE:
             password = secrets.token_urlsafe(12)
-            user = User.objects.create_user(f"{local}@{DEMO_DOMAIN}", password)
             site_role = Role.ADMIN if role == "superadmin" else role
-            people[local] = Membership.objects.create(site=hq, user=user, role=site_role, full_name=name,
-                                                      phone=phone, department=department)
+            people[local] = create_person(actor=None, site=hq, data={
+                "email": f"{local}@{DEMO_DOMAIN}", "full_name": name, "role": site_role, "phone": phone,
+                "department": department})
+            user = people[local].user
+            user.set_password(password)
+            user.save(update_fields=["password"])
             if role == "superadmin":
                 actions.grant_super_admin(actor=None, organization=org, user=user)
             logins.append((user.email, password, role))
-        Membership.objects.create(site=warehouse, user=people["employee"].user, role=Role.EMPLOYEE,
-                                  full_name=people["employee"].full_name)
+        create_person(actor=None, site=warehouse, data={
+            "email": people["employee"].user.email, "full_name": people["employee"].full_name,
+            "role": Role.EMPLOYEE})
         actions.save_group(actor=None, site=hq, group=None, name="Crisis team",
                            description="Leads the response to an incident.",
                            members=[people["lead"], people["member"], people["admin"]])

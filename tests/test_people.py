@@ -1,0 +1,243 @@
+"""Managing the people of a site: create, invite, edit, deactivate, CSV import and export."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from rallypoint.accounts.models import User
+from rallypoint.audit.models import AuditEntry
+from rallypoint.tenants.models import Membership
+from rallypoint.tenants.roles import SUPER_ADMIN, Role
+
+NEW = {"full_name": "Paula Prüfer", "email": "Paula@Example.org", "phone": "+49 30 1234567",
+       "department": "Lab", "role": "member"}
+
+
+def invite(client, django_capture_on_commit_callbacks):
+    """Add NEW with an invitation; the e-mail goes out when the transaction commits."""
+    with django_capture_on_commit_callbacks(execute=True):
+        return client.post("/people/new/", {**NEW, "invite": "on"})
+
+
+def test_an_admin_adds_a_person_and_sends_an_invitation(world, signed_in, django_capture_on_commit_callbacks):
+    client = signed_in(Role.ADMIN)
+    response = invite(client, django_capture_on_commit_callbacks)
+    membership = Membership.objects.get(site=world.a.site, user__email="paula@example.org")
+    assert response.status_code == 302 and response["Location"] == f"/people/{membership.pk}/"
+    assert (membership.full_name, membership.role, membership.phone) == ("Paula Prüfer", "member", "+49 30 1234567")
+    assert not membership.user.has_usable_password()
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["paula@example.org"]
+    assert "SiteAazq" in mail.outbox[0].subject
+
+
+def test_the_invitation_link_sets_a_password_once(world, signed_in, client, django_capture_on_commit_callbacks):
+    invite(signed_in(Role.ADMIN), django_capture_on_commit_callbacks)
+    link = re.search(r"https://\S+", mail.outbox[0].body).group(0)
+    path = link.split("://", 1)[1].split("/", 1)[1]
+    client.logout()
+    first = client.get("/" + path)
+    assert first.status_code == 302 and "set-password" in first["Location"]
+    assert path.split("/")[-2] not in first["Location"]  # the token leaves the URL
+    form = client.get(first["Location"])
+    assert "Set your password" in form.content.decode()
+    done = client.post(first["Location"], {"new_password1": "a long passphrase here", "new_password2":
+                                           "a long passphrase here"})
+    assert done.status_code == 302
+    assert User.objects.get(email="paula@example.org").check_password("a long passphrase here")
+    again = client.get("/" + path, follow=True)
+    assert "This link no longer works" in again.content.decode()
+
+
+def test_short_and_common_passwords_are_refused(world, signed_in, client, django_capture_on_commit_callbacks):
+    invite(signed_in(Role.ADMIN), django_capture_on_commit_callbacks)
+    path = "/" + re.search(r"https://\S+", mail.outbox[0].body).group(0).split("/", 3)[3]
+    client.logout()
+    page = client.get(path)["Location"]
+    for bad in ("short", "password1234"):
+        response = client.post(page, {"new_password1": bad, "new_password2": bad})
+        assert response.status_code == 200
+        assert not User.objects.get(email="paula@example.org").has_usable_password()
+
+
+def test_bad_input_is_refused_with_a_message_and_nothing_written(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    before = Membership.objects.count(), AuditEntry.objects.count()
+    response = client.post("/people/new/", {**NEW, "email": "not-an-address", "phone": "call me", "role": "boss"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Enter a valid email address." in body
+    assert "phone number" in body
+    assert "Select a valid choice." in body
+    assert (Membership.objects.count(), AuditEntry.objects.count()) == before
+
+
+def test_adding_someone_twice_to_the_same_site_is_refused(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    existing = world.a.people[Role.GUEST].user.email
+    response = client.post("/people/new/", {**NEW, "email": existing})
+    assert response.status_code == 400
+    assert "already belongs to this site" in response.content.decode()
+
+
+def test_an_existing_account_from_another_organisation_learns_nothing(world, signed_in):
+    """Adding an e-mail that org B already uses gives site a its own record: B's name stays hidden."""
+    client = signed_in(Role.ADMIN)
+    foreign = world.b.people[Role.EMPLOYEE]
+    client.post("/people/new/", {**NEW, "email": foreign.user.email})
+    mine = Membership.objects.get(site=world.a.site, user=foreign.user)
+    assert mine.full_name == "Paula Prüfer"
+    page = client.get(f"/people/{mine.pk}/").content.decode()
+    assert foreign.full_name not in page and foreign.department not in page
+    # Nor may site a change the e-mail the other organisation's person signs in with.
+    response = client.post(f"/people/{mine.pk}/", {**NEW, "email": "hijack@example.org"})
+    assert response.status_code == 400
+    assert User.objects.get(pk=foreign.user.pk).email == foreign.user.email
+
+
+def test_an_admin_edits_a_person_and_grants_a_role(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    person = world.a.people[Role.EMPLOYEE]
+    response = client.post(f"/people/{person.pk}/", {**NEW, "email": person.user.email, "role": "lead"})
+    assert response.status_code == 302
+    person.refresh_from_db()
+    assert (person.full_name, person.role, person.department) == ("Paula Prüfer", "lead", "Lab")
+    actions = set(AuditEntry.objects.filter(object_id=str(person.pk)).values_list("action", flat=True))
+    assert {"role.granted", "person.updated"} <= actions
+
+
+def test_an_admin_cannot_demote_themselves(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    me = world.a.people[Role.ADMIN]
+    response = client.post(f"/people/{me.pk}/", {"full_name": me.full_name, "email": me.user.email,
+                                                 "role": "guest"})
+    assert response.status_code == 400
+    me.refresh_from_db()
+    assert me.role == Role.ADMIN
+
+
+def test_deactivating_ends_access_to_the_site_at_once(world, signed_in, client):
+    person = world.a.people[Role.LEAD]
+    signed_in(Role.ADMIN).post(f"/people/{person.pk}/activation/")
+    person.refresh_from_db()
+    assert not person.is_active
+    client.force_login(person.user)
+    assert client.get("/groups/").status_code == 403  # no site left to work in
+    signed_in(Role.ADMIN).post(f"/people/{person.pk}/activation/")
+    person.refresh_from_db()
+    assert person.is_active
+
+
+def test_bulk_deactivation_is_one_audited_batch(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    chosen = [world.a.people[Role.GUEST], world.a.people[Role.EMPLOYEE]]
+    client.post("/people/", {"action": "deactivate", "selected": [m.pk for m in chosen]})
+    entries = AuditEntry.objects.filter(action="person.deactivated", site=world.a.site)
+    assert entries.count() == 2
+    assert len({e.batch for e in entries}) == 1 and entries[0].batch is not None
+
+
+def test_only_admins_see_personal_data(world, signed_in):
+    employee = world.a.people[Role.EMPLOYEE]
+    for role, sees in ((SUPER_ADMIN, True), (Role.ADMIN, True), (Role.LEAD, False), (Role.MEMBER, False)):
+        body = signed_in(role).get("/people/").content.decode()
+        assert employee.full_name in body
+        assert (employee.user.email in body) is sees, role
+        assert (employee.phone in body) is sees, role
+        assert (employee.department in body) is sees, role
+    for role in (Role.EMPLOYEE, Role.GUEST):
+        assert signed_in(role).get("/people/").status_code == 403
+
+
+def test_the_support_account_is_created_with_the_site_and_can_be_deleted_for_good(world, signed_in):
+    support = Membership.objects.get(site=world.a.site, user__is_support=True)
+    assert support.role == Role.ADMIN and not support.user.has_usable_password()
+    client = signed_in(Role.ADMIN)
+    assert client.post(f"/people/{support.pk}/delete/").status_code == 302
+    assert not Membership.objects.filter(site=world.a.site, user__is_support=True).exists()
+    assert not User.objects.filter(pk=support.user_id).exists()
+    client.post("/sites/%d/" % world.a.site.pk, {"name": "Renamed", "time_zone": "UTC"})
+    assert not Membership.objects.filter(site=world.a.site, user__is_support=True).exists()
+    # Other people cannot be deleted this way.
+    other = world.a.people[Role.GUEST]
+    client.post(f"/people/{other.pk}/delete/")
+    assert Membership.objects.filter(pk=other.pk).exists()
+
+
+CSV_OK = "full_name,email,phone,department,role\nIda Import,ida@example.org,+49 89 555,Lab,member\n" \
+         "Otto Other;x,otto@example.org,,,\n"
+
+
+def _upload(client, text: str):
+    return client.post("/people/import/", {"file": SimpleUploadedFile("people.csv", text.encode())})
+
+
+def test_csv_import_creates_and_updates_people(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    existing = world.a.people[Role.GUEST]
+    text = CSV_OK + f"New Name,{existing.user.email},,,guest\n"
+    response = _upload(client, text)
+    assert response.status_code == 302
+    assert Membership.objects.get(site=world.a.site, user__email="ida@example.org").role == "member"
+    assert Membership.objects.get(site=world.a.site, user__email="otto@example.org").role == "employee"
+    existing.refresh_from_db()
+    assert existing.full_name == "New Name"
+    batch = AuditEntry.objects.filter(site=world.a.site, action="person.created").order_by("-pk")[0].batch
+    assert AuditEntry.objects.filter(batch=batch).count() == 3
+
+
+def test_csv_import_reports_errors_by_line_and_writes_nothing(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    before = Membership.objects.count(), AuditEntry.objects.count()
+    text = CSV_OK + "No Mail,,,,\nBad Role,bad@example.org,,,chief\nIda Twice,ida@example.org,,,\n"
+    response = _upload(client, text)
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Line 4" in body and "Line 5" in body and "Line 6" in body
+    assert "appears twice" in body
+    assert (Membership.objects.count(), AuditEntry.objects.count()) == before
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xfe\x00garbage", b"name;mail\nx;y\n", b""])
+def test_csv_import_rejects_files_it_cannot_read(world, signed_in, payload):
+    client = signed_in(Role.ADMIN)
+    response = client.post("/people/import/", {"file": SimpleUploadedFile("p.csv", payload)})
+    assert response.status_code == 400
+
+
+def test_csv_export_has_every_person_and_defuses_formulas(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    person = world.a.people[Role.MEMBER]
+    person.department = "=HYPERLINK(\"evil\")"
+    person.save()
+    response = client.get("/people/export.csv")
+    assert response["Content-Type"].startswith("text/csv")
+    text = response.content.decode()
+    assert text.splitlines()[0] == "full_name,email,phone,department,role,active"
+    for m in world.a.people.values():
+        assert m.user.email in text
+    assert "'=HYPERLINK" in text
+    assert "support+" not in text
+    assert AuditEntry.objects.filter(site=world.a.site, action="people.exported").exists()
+    # An exported file imports again unchanged.
+    assert _upload(client, text.replace("'=HYPERLINK", "=HYPERLINK")).status_code in (302, 400)
+
+
+def test_groups_are_managed_by_admins_and_seen_by_the_crisis_team(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    members = [world.a.people[Role.LEAD].pk, world.a.people[Role.MEMBER].pk]
+    response = client.post("/groups/new/", {"name": "Fire wardens", "members": members})
+    assert response.status_code == 302
+    group = world.a.site.groups.get(name="Fire wardens")
+    assert sorted(group.members.values_list("pk", flat=True)) == sorted(members)
+    duplicate = client.post("/groups/new/", {"name": "Fire wardens"})
+    assert duplicate.status_code == 400
+    foreign_member = client.post("/groups/new/", {"name": "Sneaky", "members": [world.b.people["admin"].pk]})
+    assert foreign_member.status_code == 400 and not world.a.site.groups.filter(name="Sneaky").exists()
+    lead_view = signed_in(Role.LEAD).get("/groups/").content.decode()
+    assert "Fire wardens" in lead_view and world.a.people[Role.LEAD].full_name in lead_view
+    assert signed_in(Role.LEAD).post("/groups/new/", {"name": "x"}).status_code == 403
+    assert signed_in(Role.EMPLOYEE).get("/groups/").status_code == 403
