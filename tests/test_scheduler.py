@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import close_old_connections
+from django.db import connections
 from django.utils import timezone
 
 from rallypoint.ops import scheduler
@@ -79,7 +79,7 @@ def test_workers_racing_for_the_same_job_run_it_exactly_once():
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
-            close_old_connections()
+            connections.close_all()
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
     for t in threads:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI, Schema, Status
 from ninja.security import django_auth
 
 from rallypoint.accounts import actions as people
@@ -130,9 +130,9 @@ def create_person(request, payload: PersonIn):
     form = PersonForm({"full_name": payload.name, "email": payload.email, "phone": payload.phone,
                        "department": payload.department, "role": payload.role})
     if not form.is_valid():
-        return 400, {"detail": form.errors.get_json_data()}
+        return Status(400, {"detail": form.errors.get_json_data()})
     membership = people.create_person(actor=request.user, site=request.site, data=form.cleaned_data)
-    return 201, _person(request, membership)
+    return Status(201, _person(request, membership))
 
 
 @api.get("/v1/groups", response={200: list[GroupOut], 403: ErrorOut}, tags=["groups"])

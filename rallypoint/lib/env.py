@@ -92,7 +92,7 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict:
     if parts.scheme == "sqlite":
         raw_path = unquote(parts.path)
         if url.startswith("sqlite:////"):
-            path = Path(raw_path)
+            path = Path("/" + raw_path.lstrip("/"))
         else:
             path = base_dir / raw_path.lstrip("/")
         return {

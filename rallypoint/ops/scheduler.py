@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -96,5 +96,5 @@ def loop(stop: threading.Event, *, poll_seconds: float = 5.0, jobs: dict[str, Jo
         except Exception:
             log.exception("worker cycle failed", extra={"worker": worker})
         stop.wait(poll_seconds)
-    close_old_connections()
+    connections.close_all()  # this thread's connections end with it
     log.info("worker stopped", extra={"worker": worker})

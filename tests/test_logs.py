@@ -1,0 +1,90 @@
+"""No personal data in any log line (seed: "Es werden zu keinem Zeitpunkt personenbezogene Daten geloggt").
+
+The main flows run with marker values in every personal field, with every
+logger at DEBUG; then everything that was written through the product's log
+handler is searched for the markers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from rallypoint.lib.jsonlog import JsonFormatter, RedactionFilter, redact
+from rallypoint.tenants.roles import Role
+from tests.conftest import PASSWORD
+
+MARK = {"full_name": "Zqname Logscan", "email": "zqmail.logscan@example.org", "phone": "+49 151 98765432",
+        "department": "Zqdept Logscan"}
+MARKERS = [*MARK.values(), "Zqname", "zqmail", "98765432", "Zqdept", PASSWORD]
+
+
+@pytest.fixture
+def captured():
+    """A handler exactly like the product's stdout handler, on every logger that emits, at DEBUG."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactionFilter())
+    loggers = [logging.getLogger(name) for name in ("", "django", "django.request", "django.security",
+                                                     "rallypoint", "uvicorn")]
+    previous = [(lg, lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.DEBUG)
+    yield stream
+    for lg, level in previous:
+        lg.removeHandler(handler)
+        lg.setLevel(level)
+
+
+def test_main_flows_log_no_personal_data(world, signed_in, client, captured, django_capture_on_commit_callbacks):
+    admin = signed_in(Role.ADMIN)
+    with django_capture_on_commit_callbacks(execute=True):
+        admin.post("/people/new/", {**MARK, "role": "member", "invite": "on"})
+    membership = world.a.site.memberships.get(user__email=MARK["email"])
+    admin.post(f"/people/{membership.pk}/", {**MARK, "department": MARK["department"] + "2", "role": "lead"})
+    admin.post("/people/new/", {**MARK, "email": "broken@", "role": "member"})  # invalid input
+    admin.post("/people/import/", {"file": SimpleUploadedFile("p.csv", (
+        "full_name,email,phone,department\n"
+        f"{MARK['full_name']} Two,two.{MARK['email']},{MARK['phone']},{MARK['department']}\n"
+        f"{MARK['full_name']} Bad,bad-address,{MARK['phone']},\n").encode())})
+    admin.get("/people/export.csv")
+    admin.post("/people/", {"action": "deactivate", "selected": [membership.pk]})
+    admin.get("/people/999999/")  # 404
+    admin.post("/api/v1/people", data=json.dumps({"name": MARK["full_name"], "email": "api." + MARK["email"]}),
+               content_type="application/json")
+    admin.post("/api/v1/people", data=json.dumps({"name": MARK["full_name"], "email": 5}),
+               content_type="application/json")
+    admin.get("/audit/")
+    # Sign-in with the marker e-mail: wrong, then right password.
+    client.logout()
+    user = membership.user
+    user.set_password(PASSWORD)
+    user.save()
+    membership.is_active = True
+    membership.save()
+    client.post("/accounts/login/", {"username": MARK["email"], "password": "wrong " + PASSWORD})
+    client.post("/accounts/login/", {"username": MARK["email"], "password": PASSWORD})
+    client.get("/people/")  # a 403 for a lead
+    output = captured.getvalue()
+    assert output, "the flows logged nothing at all: the capture is broken"
+    for marker in MARKERS:
+        assert marker not in output, f"personal data {marker!r} in the logs"
+    for line in output.splitlines():
+        json.loads(line)  # every line is structured JSON
+
+
+def test_the_redaction_filter_masks_what_slips_through():
+    assert redact("mail to jane.doe@example.org now") == "mail to [email] now"
+    assert redact("call +49 170 1234567") == "call [number]"
+    assert redact("GET /x?token=abc123&password=hunter2") == "GET /x?token=[redacted]&password=[redacted]"
+    record = logging.makeLogRecord({"msg": "user %s", "args": ("jane@example.org",), "email": "jane@example.org",
+                                    "site_id": 4})
+    assert RedactionFilter().filter(record)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["msg"] == "user [email]" and line["site_id"] == 4 and "email" not in line
