@@ -27,7 +27,7 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP) $@
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check rallypoint tests benchmarks
+	$(BIN)/ruff check rallypoint tests
 
 test-sqlite: $(TEST_STAMP)
 	@echo "== tests on SQLite =="

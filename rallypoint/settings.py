@@ -167,16 +167,16 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # E-mail: SMTP when RP_SMTP_HOST is set, otherwise files in the data directory's outbox.
 SMTP_HOST = env_str("RP_SMTP_HOST", "")
 DEFAULT_FROM_EMAIL = env_str("RP_MAIL_FROM", "Rallypoint <rallypoint@localhost>")
+EMAIL_HOST = SMTP_HOST or "localhost"
+EMAIL_PORT = env_int("RP_SMTP_PORT", 587, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("RP_SMTP_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("RP_SMTP_PASSWORD", "") or ""
+_smtp_security = env_choice("RP_SMTP_SECURITY", "starttls", {"starttls", "tls", "none"})
+EMAIL_USE_TLS = _smtp_security == "starttls"
+EMAIL_USE_SSL = _smtp_security == "tls"
+EMAIL_TIMEOUT = 20
 if SMTP_HOST:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_HOST = SMTP_HOST
-    EMAIL_PORT = env_int("RP_SMTP_PORT", 587, minimum=1, maximum=65535)
-    EMAIL_HOST_USER = env_str("RP_SMTP_USER", "")
-    EMAIL_HOST_PASSWORD = env_secret("RP_SMTP_PASSWORD", "") or ""
-    _smtp_security = env_choice("RP_SMTP_SECURITY", "starttls", {"starttls", "tls", "none"})
-    EMAIL_USE_TLS = _smtp_security == "starttls"
-    EMAIL_USE_SSL = _smtp_security == "tls"
-    EMAIL_TIMEOUT = 20
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = DATA_DIR / "outbox"

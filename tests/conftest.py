@@ -20,6 +20,7 @@ from rallypoint.tenants.roles import SUPER_ADMIN, Role
 # Users are created without a password (hashing with Argon2 costs time); tests that sign in
 # through the form set one with set_password().
 PASSWORD = "correct horse battery staple"
+pytest_plugins = ["tests.browser"]
 
 
 @dataclass

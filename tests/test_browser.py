@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import DESKTOP, PHONE, browser, screenshot  # noqa: F401 - fixture
+from tests.browser import DESKTOP, PHONE, screenshot
 from tests.server import run_server
 
 pytestmark = pytest.mark.browser

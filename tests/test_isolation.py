@@ -202,3 +202,28 @@ def test_switching_to_a_site_one_does_not_belong_to_is_refused(world, signed_in)
     response = client.post("/site/switch/", {"site": world.b.site.pk})
     assert response.status_code == 400
     assert client.session["rp_site_id"] == world.a.site.pk
+
+
+# Models that are not tenant data, each with the reason. Every other model must carry its site.
+NOT_TENANT_DATA = {
+    "accounts.User": "the sign-in identity (e-mail, password); personal data lives on Membership",
+    "tenants.Organization": "the customer above its sites",
+    "tenants.Site": "the tenant itself",
+    "tenants.SuperAdmin": "an org-level role, checked against the organisation",
+    "ops.JobState": "installation-wide scheduler state, no personal data",
+}
+
+
+def test_every_model_declares_the_site_it_belongs_to():
+    from django.apps import apps
+
+    for config in apps.get_app_configs():
+        if not config.name.startswith("rallypoint."):
+            continue
+        for model in config.get_models():
+            label = model._meta.label
+            if label in NOT_TENANT_DATA:
+                continue
+            site_field = next((f for f in model._meta.fields if f.name == "site"), None)
+            assert site_field is not None and site_field.related_model is Site, (
+                f"{label} has no site: add one, or say in NOT_TENANT_DATA why it is not tenant data")

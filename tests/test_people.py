@@ -159,7 +159,7 @@ def test_the_support_account_is_created_with_the_site_and_can_be_deleted_for_goo
     assert client.post(f"/people/{support.pk}/delete/").status_code == 302
     assert not Membership.objects.filter(site=world.a.site, user__is_support=True).exists()
     assert not User.objects.filter(pk=support.user_id).exists()
-    client.post("/sites/%d/" % world.a.site.pk, {"name": "Renamed", "time_zone": "UTC"})
+    client.post(f"/sites/{world.a.site.pk}/", {"name": "Renamed", "time_zone": "UTC"})
     assert not Membership.objects.filter(site=world.a.site, user__is_support=True).exists()
     # Other people cannot be deleted this way.
     other = world.a.people[Role.GUEST]

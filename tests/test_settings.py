@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,13 @@ def test_a_bad_value_stops_the_start(tmp_path):
     result = _start({"RP_PORT": "eighty"}, tmp_path)
     assert result.returncode != 0 and "RP_PORT must be a whole number" in result.stderr
     assert _start({}, tmp_path).returncode == 0
+
+
+def test_the_readme_lists_every_variable(settings):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Configuration", 1)[1].split("## Production", 1)[0]
+    documented = set(re.findall(r"`(RP_[A-Z_]+)`", table))
+    known = {name for name in env._known if not name.startswith("RP_X_")}
+    read = {name for name in known if not (name.endswith("_FILE") and name.removesuffix("_FILE") in known)}
+    assert read - documented == set(), "document these variables in the README"
+    assert documented - read == set(), "the README names variables nobody reads"
