@@ -23,6 +23,7 @@ from rallypoint.lib.env import (
     env_str,
     parse_database_url,
 )
+from rallypoint.lib.net import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = Path(env_str("RP_DATA_DIR", "data")).resolve()
@@ -85,6 +86,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "rallypoint.web.middleware.SecurityHeadersMiddleware",
+    "rallypoint.web.middleware.SensitiveQueryParameterMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -92,9 +94,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "rallypoint.web.middleware.CsrfMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "rallypoint.accounts.middleware.SessionLifetimeMiddleware",
     "rallypoint.web.middleware.UserLanguageMiddleware",
     "rallypoint.tenants.middleware.CurrentSiteMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -114,6 +117,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "rallypoint.tenants.context_processors.current_site",
+                "rallypoint.web.context_processors.csp_nonce",
             ],
         },
     }
@@ -132,12 +136,25 @@ AUTH_PASSWORD_VALIDATORS = [
 # Invitation and reset links: 24 hours (seed: "einmaliger Weblink, 24h").
 PASSWORD_RESET_TIMEOUT = 24 * 3600
 
+# Server-side sessions (one row each, listed on "My sessions"), closed after inactivity and
+# after an absolute lifetime; the cookie carries only a random key.
+SESSION_ENGINE = "rallypoint.accounts.sessions"
 SESSION_COOKIE_AGE = env_int("RP_SESSION_IDLE_MINUTES", 30, minimum=1) * 60
+SESSION_MAX_AGE_HOURS = env_int("RP_SESSION_MAX_HOURS", 12, minimum=1)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = TLS or BEHIND_PROXY
+# "__Host-": the browser accepts the cookie only over HTTPS, for this host and path "/".
+SESSION_COOKIE_NAME = "__Host-rp_session" if SESSION_COOKIE_SECURE else "rp_session"
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_COOKIE_NAME = "__Host-rp_csrf" if SESSION_COOKIE_SECURE else "rp_csrf"
+APP_TOKEN_IDLE_DAYS = env_int("RP_APP_TOKEN_IDLE_DAYS", 30, minimum=1)
+TRUSTED_PROXIES = parse_networks(env_list("RP_TRUSTED_PROXIES", []))
+# Proof of work on sign-in, password-link request and invitation: PBKDF2 iterations per try and the
+# largest counter the browser may have to reach (it tries counters from 0 up).
+POW_COST = env_int("RP_POW_COST", 500, minimum=1, maximum=100_000)
+POW_MAX_COUNTER = env_int("RP_POW_MAX_COUNTER", 2500, minimum=2, maximum=1_000_000)
 CSRF_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "no-referrer"
@@ -182,6 +199,7 @@ else:
     EMAIL_FILE_PATH = DATA_DIR / "outbox"
 
 AUDIT_RETENTION_DAYS = env_int("RP_AUDIT_RETENTION_DAYS", 90, minimum=1)
+SECURITY_EVENT_RETENTION_DAYS = env_int("RP_SECURITY_EVENT_RETENTION_DAYS", 90, minimum=1)
 SUPPORT_EMAIL_DOMAIN = env_str("RP_SUPPORT_EMAIL_DOMAIN", "support.rallypoint.example")
 CSV_IMPORT_MAX_ROWS = env_int("RP_CSV_IMPORT_MAX_ROWS", 5000, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -206,6 +224,9 @@ LOGGING = {
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         "uvicorn": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        # At DEBUG these dump template contexts and SQL parameters, i.e. personal data: never below INFO.
+        "django.template": {"level": "INFO"},
+        "django.db.backends": {"level": "INFO"},
     },
 }
 

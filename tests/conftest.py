@@ -66,6 +66,12 @@ def _site(org: Organization, tag: str) -> SiteWorld:
     return world
 
 
+@pytest.fixture(autouse=True)
+def quick_proof_of_work(settings):
+    """The real check, with a small counter so that tests solve it in milliseconds."""
+    settings.POW_MAX_COUNTER = 8
+
+
 @pytest.fixture
 def world(db) -> World:
     org_a = actions.create_organization(name="Org Alpha")

@@ -16,7 +16,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from rallypoint.accounts.models import User
+from rallypoint.accounts.models import AppToken, User, UserSession
+from rallypoint.accounts.sessions import SessionStore
 from rallypoint.audit.models import AuditEntry
 from rallypoint.tenants.models import Group, Membership, Site, SuperAdmin
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
@@ -30,6 +31,15 @@ ROUTES = {
     "accounts/logout/": "public",
     "accounts/set-password/<uidb64>/<token>/": "public",
     "accounts/profile/": "site",
+    "accounts/password-reset/": "public",
+    "accounts/sessions/": "site",
+    "accounts/sessions/end-all/": "site",
+    "accounts/sessions/<str:handle>/end/": "site",
+    "audit/security/": "site",
+    "accounts/app-tokens/": "site",
+    "accounts/app-tokens/<int:token_id>/revoke/": "site",
+    "api/v1/app-tokens": "site",
+    "people/<int:membership_id>/sessions/end/": "site",
     "audit/": "site",
     "api/": "public",
     "api/openapi.json": "public",
@@ -100,8 +110,18 @@ def foreign_objects(world, persona: str) -> list[dict]:
             "user_id": (world.super_b if sw is world.b else sw.people[Role.ADMIN].user).pk,
             "uidb64": urlsafe_base64_encode(force_bytes(sw.people[Role.ADMIN].user.pk)),
             "token": "set-password",
+            "handle": _foreign_session(sw.people[Role.ADMIN].user).handle,
+            "token_id": AppToken.objects.create(user=sw.people[Role.ADMIN].user, site=sw.site, name="x",
+                                                token_hash=f"{sw.site.pk:064d}").pk,
         })
     return result
+
+
+def _foreign_session(user) -> UserSession:
+    store = SessionStore()
+    store.update({"_auth_user_id": str(user.pk), "rp_handle": f"h{user.pk}x", "rp_device": "Firefox"})
+    store.create()
+    return UserSession.objects.get(session_key=store.session_key)
 
 
 def fill(route: str, objects: dict) -> str:
@@ -124,7 +144,9 @@ def snapshot(site: Site) -> tuple:
                                                                                         "membership_id"))
     supers = sorted(SuperAdmin.objects.filter(organization=site.organization).values_list("user_id", flat=True))
     audits = AuditEntry.objects.filter(site=site).count()
-    return (site.name, site.time_zone, memberships, groups, members, supers, audits)
+    sessions = UserSession.objects.filter(user__memberships__site=site).count()
+    tokens = list(AppToken.objects.filter(site=site).values_list("pk", "revoked_at"))
+    return (site.name, site.time_zone, memberships, groups, members, supers, audits, sessions, tokens)
 
 
 def _body(response) -> str:
@@ -160,7 +182,7 @@ def test_no_route_reaches_another_sites_objects(world, signed_in, persona):
                 for marker in (m for m in sw.markers if m not in sent):  # an echo of our input is no leak
                     assert marker not in body, f"{where}: foreign marker {marker!r} in the body"
             # Signing out is a route too: sign in again for the next one.
-            if route == "accounts/logout/":
+            if route in ("accounts/logout/", "accounts/sessions/end-all/"):
                 client = signed_in(persona)
         Site.objects.get(pk=sw.site.pk)  # still there
         assert snapshot(Site.objects.get(pk=sw.site.pk)) == before, f"{persona} changed {sw.site}"
@@ -211,6 +233,9 @@ NOT_TENANT_DATA = {
     "tenants.Site": "the tenant itself",
     "tenants.SuperAdmin": "an org-level role, checked against the organisation",
     "ops.JobState": "installation-wide scheduler state, no personal data",
+    "accounts.SignInThrottle": "keyed hashes of e-mail and address only; no tenant, no personal data",
+    "accounts.UsedProofOfWork": "signatures of solved bot checks; no tenant, no personal data",
+    "accounts.UserSession": "a user's session; shown only to that user, ended by admins through a membership",
 }
 
 

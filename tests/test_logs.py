@@ -17,6 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rallypoint.lib.jsonlog import JsonFormatter, RedactionFilter, redact
 from rallypoint.tenants.roles import Role
 from tests.conftest import PASSWORD
+from tests.pow import pow_field
 
 MARK = {"full_name": "Zqname Logscan", "email": "zqmail.logscan@example.org", "phone": "+49 151 98765432",
         "department": "Zqdept Logscan"}
@@ -68,8 +69,13 @@ def test_main_flows_log_no_personal_data(world, signed_in, client, captured, dja
     user.save()
     membership.is_active = True
     membership.save()
-    client.post("/accounts/login/", {"username": MARK["email"], "password": "wrong " + PASSWORD})
-    client.post("/accounts/login/", {"username": MARK["email"], "password": PASSWORD})
+    for password in ("wrong " + PASSWORD, PASSWORD):
+        client.post("/accounts/login/", {"username": MARK["email"], "password": password,
+                                         **pow_field(client, "/accounts/login/")})
+    assert client.get("/").status_code == 200  # really signed in
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/accounts/password-reset/", {"email": MARK["email"],
+                                                  **pow_field(client, "/accounts/password-reset/")})
     client.get("/people/")  # a 403 for a lead
     output = captured.getvalue()
     assert output, "the flows logged nothing at all: the capture is broken"

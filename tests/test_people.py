@@ -12,6 +12,7 @@ from rallypoint.accounts.models import User
 from rallypoint.audit.models import AuditEntry
 from rallypoint.tenants.models import Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
+from tests.pow import pow_field
 
 NEW = {"full_name": "Paula Prüfer", "email": "Paula@Example.org", "phone": "+49 30 1234567",
        "department": "Lab", "role": "member"}
@@ -45,7 +46,7 @@ def test_the_invitation_link_sets_a_password_once(world, signed_in, client, djan
     form = client.get(first["Location"])
     assert "Set your password" in form.content.decode()
     done = client.post(first["Location"], {"new_password1": "a long passphrase here", "new_password2":
-                                           "a long passphrase here"})
+                                           "a long passphrase here", **pow_field(client, first["Location"])})
     assert done.status_code == 302
     assert User.objects.get(email="paula@example.org").check_password("a long passphrase here")
     again = client.get("/" + path, follow=True)
@@ -58,7 +59,7 @@ def test_short_and_common_passwords_are_refused(world, signed_in, client, django
     client.logout()
     page = client.get(path)["Location"]
     for bad in ("short", "password1234"):
-        response = client.post(page, {"new_password1": bad, "new_password2": bad})
+        response = client.post(page, {"new_password1": bad, "new_password2": bad, **pow_field(client, page)})
         assert response.status_code == 200
         assert not User.objects.get(email="paula@example.org").has_usable_password()
 

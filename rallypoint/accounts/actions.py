@@ -13,20 +13,20 @@ import io
 import uuid
 
 from django.conf import settings
-from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import translation
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
+from rallypoint.accounts import apptokens
 from rallypoint.accounts.forms import PersonForm
-from rallypoint.accounts.models import User, normalize_email
-from rallypoint.audit.actions import diff, record
+from rallypoint.accounts.models import AppToken, User, normalize_email
+from rallypoint.accounts.sessions import end_sessions
+from rallypoint.accounts.tokens import issue_password_link
+from rallypoint.audit.actions import diff, record, record_security_event
+from rallypoint.audit.models import SecurityEvent
 from rallypoint.tenants.models import Membership, Site, SuperAdmin
 from rallypoint.tenants.roles import Perm
 from rallypoint.tenants.scoping import require_perm
@@ -73,6 +73,8 @@ def create_person(*, actor, site: Site, data: dict, batch=None) -> Membership:
             department=data.get("department", ""),
         )
         _audit(actor, membership, "person.created", diff({}, person_state(membership)), batch)
+        record_security_event(SecurityEvent.Kind.ROLE_GRANTED, user=user, site=site, actor=actor,
+                              detail={"role": membership.role})
     return membership
 
 
@@ -100,6 +102,8 @@ def update_person(*, actor, membership: Membership, data: dict, batch=None) -> M
         role_change = diff({"role": before["role"]}, {"role": after["role"]})
         if role_change:
             _audit(actor, membership, "role.granted", role_change, batch)
+            record_security_event(SecurityEvent.Kind.ROLE_GRANTED, user=user, site=site, actor=actor,
+                                  detail={"role": after["role"], "previous": before["role"]})
         changes = diff({k: v for k, v in before.items() if k != "role"},
                        {k: v for k, v in after.items() if k != "role"})
         if changes:
@@ -116,13 +120,35 @@ def set_people_active(*, actor, site: Site, memberships, active: bool) -> int:
     if not active and actor is not None and any(m.user_id == actor.pk for m in memberships):
         raise ValidationError(_("You cannot deactivate yourself."))
     batch = uuid.uuid4() if len(memberships) > 1 else None
+    kind = SecurityEvent.Kind.ROLE_GRANTED if active else SecurityEvent.Kind.ROLE_REVOKED
     with transaction.atomic():
         for membership in memberships:
             membership.is_active = active
             membership.save(update_fields=["is_active"])
             _audit(actor, membership, "person.activated" if active else "person.deactivated",
                    {"active": [not active, active]}, batch)
+            record_security_event(kind, user=membership.user, site=site, actor=actor,
+                                  detail={"role": membership.role})
+            if not active:
+                apptokens.revoke(AppToken.objects.filter(user=membership.user, site=site), actor=actor)
+                if not has_any_access(membership.user):
+                    end_sessions(membership.user)  # nothing left to work in: signed out at once
     return len(memberships)
+
+
+def has_any_access(user: User) -> bool:
+    return (Membership.objects.filter(user=user, is_active=True).exists()
+            or SuperAdmin.objects.filter(user=user).exists())
+
+
+def end_person_sessions(*, actor, membership: Membership) -> int:
+    """An administrator signs a person out on every device (e.g. a lost phone)."""
+    require_perm(actor, membership.site, Perm.MANAGE_PEOPLE)
+    ended = end_sessions(membership.user)
+    ended += apptokens.revoke(AppToken.objects.filter(user=membership.user, site=membership.site), actor=actor)
+    record_security_event(SecurityEvent.Kind.SESSION_REVOKED, user=membership.user, site=membership.site,
+                          actor=actor, detail={"all": True, "count": ended})
+    return ended
 
 
 def delete_support_account(*, actor, membership: Membership) -> None:
@@ -141,12 +167,6 @@ def delete_support_account(*, actor, membership: Membership) -> None:
                object_type="person", object_id=membership_id, changes=diff(before, {}))
 
 
-def invitation_link(user: User) -> str:
-    uid = urlsafe_base64_encode(force_bytes(user.pk))
-    token = default_token_generator.make_token(user)
-    return settings.BASE_URL + reverse("accounts:set_password", args=[uid, token])
-
-
 def invite_person(*, actor, membership: Membership) -> None:
     """E-mail a single-use link (24 h) with which the person sets their password."""
     site = membership.site
@@ -155,7 +175,7 @@ def invite_person(*, actor, membership: Membership) -> None:
     if not (membership.is_active and user.is_active) or user.is_support:
         raise ValidationError(_("Only active people can be invited."))
     with translation.override(user.language or translation.get_language()):
-        context = {"site": site, "link": invitation_link(user), "name": membership.full_name}
+        context = {"site": site, "link": issue_password_link(user), "name": membership.full_name}
         subject = _("Your Rallypoint access for %(site)s") % {"site": site.name}
         body = render_to_string("accounts/email/invitation.txt", context)
     with transaction.atomic():

@@ -9,6 +9,7 @@ another site stored about that person.
 from __future__ import annotations
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -40,6 +41,8 @@ class User(AbstractBaseUser):
     )
     is_active = models.BooleanField(_("active"), default=True)
     is_support = models.BooleanField(_("support account"), default=False)
+    # Changes whenever a password link is issued, so a newer link voids every older one.
+    link_nonce = models.CharField(max_length=32, blank=True, editable=False)
     date_joined = models.DateTimeField(default=timezone.now)
 
     objects = UserManager()
@@ -50,3 +53,72 @@ class User(AbstractBaseUser):
 
     def __str__(self) -> str:  # no personal data: may end up in logs
         return f"User #{self.pk}"
+
+
+class SignInThrottle(models.Model):
+    """Failed sign-ins per (account, address) and per address, for growing waits.
+
+    Not tenant data and no personal data: the key is a keyed hash of the e-mail
+    and/or the client address, never the values themselves.
+    """
+
+    key = models.CharField(max_length=80, primary_key=True)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(default=timezone.now)
+    blocked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"throttle {self.key[:12]}"
+
+
+class UsedProofOfWork(models.Model):
+    """A solved proof-of-work challenge, kept until it expires so it is accepted only once."""
+
+    signature = models.CharField(max_length=128, primary_key=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"pow {self.signature[:12]}"
+
+
+class UserSession(AbstractBaseSession):
+    """A server-side session, with who it belongs to and which device, so it can be listed and ended.
+
+    The cookie holds only the random session key. ``handle`` names the session on
+    the sessions page and in URLs; it cannot be used to authenticate.
+    """
+
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="sessions")
+    handle = models.CharField(max_length=32, blank=True, db_index=True)
+    device = models.CharField(_("device"), max_length=120, blank=True)
+    signed_in_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    @classmethod
+    def get_session_store_class(cls):
+        from rallypoint.accounts.sessions import SessionStore  # the store imports this model
+
+        return SessionStore
+
+    def __str__(self) -> str:
+        return f"session {self.handle}"
+
+
+class AppToken(models.Model):
+    """A sign-in for the mobile/PWA client on one device, in one site.
+
+    Opaque: the client holds ``rp_<random>``; only its SHA-256 is stored. It stops
+    working when revoked, when unused for ``RP_APP_TOKEN_IDLE_DAYS``, and when its
+    user loses access to the site.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="app_tokens")
+    site = models.ForeignKey("tenants.Site", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(_("device name"), max_length=80)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"app token #{self.pk}"

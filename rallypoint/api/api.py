@@ -9,19 +9,29 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from ninja import NinjaAPI, Schema, Status
-from ninja.security import django_auth
+from ninja.security import HttpBearer, django_auth
 
 from rallypoint.accounts import actions as people
+from rallypoint.accounts import apptokens
 from rallypoint.accounts.forms import PersonForm
 from rallypoint.tenants.models import Group, Membership
 from rallypoint.tenants.roles import Perm, role_label
 from rallypoint.tenants.scoping import check_request, get_group_for_request, get_membership_for_request
 
+
+class AppTokenAuth(HttpBearer):
+    """``Authorization: Bearer rp_…``: an app token acts in the site it was issued for."""
+
+    def authenticate(self, request, token):
+        return apptokens.authenticate(request, token)
+
+
 api = NinjaAPI(
     title="Rallypoint API",
     version="1",
-    description="Alarm, evacuation and crisis management. Every call acts in the caller's current site.",
-    auth=django_auth,
+    description="Alarm, evacuation and crisis management. A signed-in browser acts in its current site; "
+                "an app token (Authorization: Bearer) in the site it was issued for.",
+    auth=[AppTokenAuth(), django_auth],
     urls_namespace="api",
     docs_url=None,
 )
@@ -133,6 +143,27 @@ def create_person(request, payload: PersonIn):
         return Status(400, {"detail": form.errors.get_json_data()})
     membership = people.create_person(actor=request.user, site=request.site, data=form.cleaned_data)
     return Status(201, _person(request, membership))
+
+
+class AppTokenIn(Schema):
+    name: str
+
+
+class AppTokenOut(Schema):
+    id: int
+    name: str
+    token: str
+
+
+@api.post("/v1/app-tokens", response={201: AppTokenOut, 400: ErrorOut, 403: ErrorOut}, auth=django_auth,
+          tags=["sign-in"])
+def issue_app_token(request, payload: AppTokenIn):
+    """Issue an app token for this device in the current site. The token is shown only in this answer."""
+    _require_site(request)
+    if not payload.name.strip():
+        return Status(400, {"detail": {"name": ["Name the device."]}})
+    row, token = apptokens.issue(user=request.user, site=request.site, name=payload.name, request=request)
+    return Status(201, {"id": row.pk, "name": row.name, "token": token})
 
 
 @api.get("/v1/groups", response={200: list[GroupOut], 403: ErrorOut}, tags=["groups"])

@@ -14,9 +14,12 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import models
 from django.utils import timezone
 
-from rallypoint.audit.models import AuditEntry
+from rallypoint.audit.models import AuditEntry, SecurityEvent
+from rallypoint.lib.net import client_ip
+from rallypoint.tenants.models import Organization
 
 #: Field names whose values are personal data: stored as fingerprints only.
 PERSONAL_FIELDS = frozenset({"email", "full_name", "phone", "department"})
@@ -75,4 +78,52 @@ def purge_expired(now=None) -> int:
     """Delete audit entries older than the retention period (seed: 3 months)."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.AUDIT_RETENTION_DAYS)
     deleted, _ = AuditEntry.objects.filter(at__lt=cutoff).delete()
+    return deleted
+
+
+def request_ip(request) -> str | None:
+    """The client's address; ``X-Forwarded-For`` counts only from RP_TRUSTED_PROXIES."""
+    meta = request.META
+    return client_ip(meta.get("REMOTE_ADDR", ""), meta.get("HTTP_X_FORWARDED_FOR"), settings.TRUSTED_PROXIES)
+
+
+def _organizations_of(user) -> list[Organization]:
+    return list(Organization.objects.filter(
+        models.Q(sites__memberships__user=user) | models.Q(super_admins__user=user)).distinct())
+
+
+def record_security_event(kind: str, *, request=None, user=None, site=None, organization=None, actor=None,
+                          detail: Mapping[str, object] | None = None) -> int:
+    """Record a security event; returns how many rows were written.
+
+    In a site (or an organisation): one row for it. Otherwise one row per organisation of ``user``
+    (their administrators see it), or one installation-level row when nobody is
+    known (a failed sign-in for an unused address).
+    """
+    common = {"kind": kind, "user": user if user is not None and user.pk else None,
+              "actor": actor if actor is not None and actor.pk else None,
+              "client_ip": request_ip(request) if request is not None else None, "detail": dict(detail or {})}
+    if site is not None:
+        rows = [SecurityEvent(organization_id=site.organization_id, site=site, **common)]
+    elif organization is not None:
+        rows = [SecurityEvent(organization=organization, **common)]
+    elif common["user"] is not None:
+        rows = [SecurityEvent(organization=org, **common) for org in _organizations_of(user)]
+        rows = rows or [SecurityEvent(**common)]
+    else:
+        rows = [SecurityEvent(**common)]
+    SecurityEvent.objects.bulk_create(rows)
+    return len(rows)
+
+
+def security_events_for_site(site):
+    """The events an administrator of ``site`` may see: the site's own, and those of its people."""
+    members = site.memberships.values("user_id")
+    return SecurityEvent.objects.filter(
+        models.Q(site=site) | models.Q(site__isnull=True, organization_id=site.organization_id, user_id__in=members))
+
+
+def purge_expired_security_events(now=None) -> int:
+    cutoff = (now or timezone.now()) - timedelta(days=settings.SECURITY_EVENT_RETENTION_DAYS)
+    deleted, _ = SecurityEvent.objects.filter(at__lt=cutoff).delete()
     return deleted

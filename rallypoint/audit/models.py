@@ -35,3 +35,48 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type} #{self.object_id}"
+
+
+class SecurityEvent(models.Model):
+    """A security-relevant event (seed: "Login-Versuche werden protokolliert und 3 Monate gespeichert").
+
+    Belongs to a site when it happened in one (a role granted there), otherwise to
+    each organisation of the user (a sign-in happens before a site is chosen), or
+    to no tenant at all (a failed sign-in for an address nobody uses). This is the
+    only place where a client address is kept.
+    """
+
+    class Kind(models.TextChoices):
+        SIGN_IN = "sign_in.succeeded", _("Signed in")
+        SIGN_IN_FAILED = "sign_in.failed", _("Sign-in failed")
+        SIGN_IN_THROTTLED = "sign_in.throttled", _("Sign-in held back (too many failures)")
+        SIGN_OUT = "sign_out", _("Signed out")
+        PASSWORD_CHANGED = "password.changed", _("Password changed")
+        RESET_REQUESTED = "password.reset_requested", _("Password link requested")
+        RESET_USED = "password.reset_used", _("Password link used")
+        SECOND_FACTOR_ADDED = "second_factor.added", _("Second factor added")
+        SECOND_FACTOR_REMOVED = "second_factor.removed", _("Second factor removed")
+        ROLE_GRANTED = "role.granted", _("Role granted")
+        ROLE_REVOKED = "role.revoked", _("Role revoked")
+        TOKEN_ISSUED = "token.issued", _("App token issued")
+        TOKEN_REVOKED = "token.revoked", _("App token revoked")
+        SESSION_REVOKED = "session.revoked", _("Session ended")
+
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="+")
+    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    kind = models.CharField(_("event"), max_length=32, choices=Kind.choices)
+    at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    client_ip = models.GenericIPAddressField(_("client address"), null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["site", "-at"]), models.Index(fields=["organization", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"

@@ -12,7 +12,8 @@ from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
-from rallypoint.audit.models import AuditEntry
+from rallypoint.audit.actions import security_events_for_site
+from rallypoint.audit.models import AuditEntry, SecurityEvent
 from rallypoint.tenants.models import Group, Membership
 from rallypoint.tenants.roles import Perm
 from rallypoint.tenants.scoping import site_permission_required
@@ -118,4 +119,33 @@ def audit_list(request):
     return render(request, "audit/audit_list.html", {
         "form": form, "page": page, "rows": rows, "query": query.urlencode(), "site_zone": site.time_zone,
         "retention_days": settings.AUDIT_RETENTION_DAYS,
+    })
+
+
+class SecurityFilterForm(forms.Form):
+    kind = forms.ChoiceField(label=_("Event"), required=False,
+                             choices=[("", _("All events")), *SecurityEvent.Kind.choices])
+
+
+@require_GET
+@site_permission_required(Perm.VIEW_SECURITY_EVENTS)
+def security_events(request):
+    """Sign-ins, failures, grants … of this site's people; client addresses are kept only here."""
+    site = request.site
+    form = SecurityFilterForm(request.GET or None)
+    events = security_events_for_site(site)
+    if form.is_valid() and form.cleaned_data["kind"]:
+        events = events.filter(kind=form.cleaned_data["kind"])
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    names = dict(Membership.objects.for_site(site).filter(
+        user_id__in={e.user_id for e in page.object_list} | {e.actor_id for e in page.object_list})
+        .values_list("user_id", "full_name"))
+    rows = [{"event": e, "kind": e.get_kind_display(), "who": names.get(e.user_id, ""),
+             "by": names.get(e.actor_id, "") if e.actor_id and e.actor_id != e.user_id else ""}
+            for e in page.object_list]
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "audit/security_events.html", {
+        "form": form, "page": page, "rows": rows, "query": query.urlencode(), "site_zone": site.time_zone,
+        "retention_days": settings.SECURITY_EVENT_RETENTION_DAYS,
     })

@@ -21,7 +21,9 @@ from django.db import close_old_connections, connections
 from django.db.models import F, Q
 from django.utils import timezone
 
-from rallypoint.audit.actions import purge_expired
+from rallypoint.accounts.pow import purge_used
+from rallypoint.accounts.throttle import purge_stale
+from rallypoint.audit.actions import purge_expired, purge_expired_security_events
 from rallypoint.ops.models import JobState
 
 log = logging.getLogger("rallypoint.worker")
@@ -39,6 +41,9 @@ JOBS: dict[str, Job] = {
     job.name: job
     for job in [
         Job("audit.purge_expired", timedelta(hours=1), purge_expired),
+        Job("security_events.purge_expired", timedelta(hours=1), purge_expired_security_events),
+        Job("sign_in_throttle.purge_stale", timedelta(minutes=15), purge_stale),
+        Job("proof_of_work.purge_used", timedelta(minutes=15), purge_used),
     ]
 }
 

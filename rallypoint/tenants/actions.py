@@ -13,7 +13,8 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from rallypoint.accounts.models import User
-from rallypoint.audit.actions import diff, record
+from rallypoint.audit.actions import diff, record, record_security_event
+from rallypoint.audit.models import SecurityEvent
 from rallypoint.tenants.models import Group, Membership, Organization, Site, SuperAdmin
 from rallypoint.tenants.roles import SUPER_ADMIN, Perm, Role
 from rallypoint.tenants.scoping import require_perm
@@ -95,6 +96,8 @@ def grant_super_admin(*, actor, organization: Organization, user) -> SuperAdmin:
         if created:
             record(actor=actor, organization=organization, site=None, action="role.granted",
                    object_type="user", object_id=user.pk, changes={"role": [None, SUPER_ADMIN]})
+            record_security_event(SecurityEvent.Kind.ROLE_GRANTED, user=user, organization=organization,
+                                  actor=actor, detail={"role": SUPER_ADMIN})
     return row
 
 
@@ -108,6 +111,8 @@ def revoke_super_admin(*, actor, organization: Organization, user) -> None:
         if deleted:
             record(actor=actor, organization=organization, site=None, action="role.revoked",
                    object_type="user", object_id=user.pk, changes={"role": [SUPER_ADMIN, None]})
+            record_security_event(SecurityEvent.Kind.ROLE_REVOKED, user=user, organization=organization,
+                                  actor=actor, detail={"role": SUPER_ADMIN})
 
 
 def _group_state(group: Group) -> dict:

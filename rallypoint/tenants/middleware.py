@@ -5,6 +5,17 @@ from rallypoint.tenants.roles import permissions_for
 from rallypoint.tenants.scoping import accessible_sites, effective_role
 
 SESSION_KEY = "rp_site_id"
+PRIVILEGE_KEY = "rp_privilege"
+
+
+def _rotate_on_privilege_change(request) -> None:
+    """A new role (granted or revoked) gets a new session key, so an old key is worth less."""
+    privilege = f"{request.site.pk}:{request.site_role}"
+    previous = request.session.get(PRIVILEGE_KEY)
+    if previous != privilege:
+        if previous is not None:
+            request.session.cycle_key()
+        request.session[PRIVILEGE_KEY] = privilege
 
 
 class CurrentSiteMiddleware:
@@ -38,4 +49,5 @@ class CurrentSiteMiddleware:
                 request.site_role = effective_role(user, site)
                 request.site_perms = permissions_for(request.site_role)
                 request.membership = Membership.objects.filter(site=site, user=user).first()
+                _rotate_on_privilege_change(request)
         return self.get_response(request)

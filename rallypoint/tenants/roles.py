@@ -37,6 +37,7 @@ class Perm(StrEnum):
     VIEW_GROUPS = "groups.view"
     MANAGE_GROUPS = "groups.manage"
     VIEW_AUDIT = "audit.view"
+    VIEW_SECURITY_EVENTS = "security_events.view"
 
 
 PERMISSION_TEXT: dict[Perm, str] = {
@@ -50,11 +51,12 @@ PERMISSION_TEXT: dict[Perm, str] = {
     Perm.VIEW_GROUPS: _("See the site's groups and who belongs to them"),
     Perm.MANAGE_GROUPS: _("Create, change and delete groups"),
     Perm.VIEW_AUDIT: _("Browse the audit trail of the site"),
+    Perm.VIEW_SECURITY_EVENTS: _("See the security events (sign-ins, failures, grants) of the site's people"),
 }
 
 _ADMIN = frozenset({
     Perm.VIEW_SITE, Perm.MANAGE_SITE, Perm.VIEW_DIRECTORY, Perm.VIEW_PERSONAL_DATA,
-    Perm.MANAGE_PEOPLE, Perm.VIEW_GROUPS, Perm.MANAGE_GROUPS, Perm.VIEW_AUDIT,
+    Perm.MANAGE_PEOPLE, Perm.VIEW_GROUPS, Perm.MANAGE_GROUPS, Perm.VIEW_AUDIT, Perm.VIEW_SECURITY_EVENTS,
 })
 _CRISIS_TEAM = frozenset({Perm.VIEW_SITE, Perm.VIEW_DIRECTORY, Perm.VIEW_GROUPS})
 

@@ -12,6 +12,7 @@ urlpatterns = [
     path("people/<int:membership_id>/activation/", views.person_activation, name="person_activation"),
     path("people/<int:membership_id>/invite/", views.person_invite, name="person_invite"),
     path("people/<int:membership_id>/delete/", views.person_delete, name="person_delete"),
+    path("people/<int:membership_id>/sessions/end/", views.person_sessions_end, name="person_sessions_end"),
     path("groups/", views.group_list, name="groups"),
     path("groups/new/", views.group_create, name="group_create"),
     path("groups/<int:group_id>/", views.group_edit, name="group"),

@@ -144,6 +144,17 @@ def person_invite(request, membership_id: int):
 
 @require_POST
 @site_permission_required(Perm.MANAGE_PEOPLE)
+def person_sessions_end(request, membership_id: int):
+    membership = get_membership_for_request(request, membership_id)
+    count = people.end_person_sessions(actor=request.user, membership=membership)
+    messages.success(request, _("Signed out on every device (%(count)d sessions).") % {"count": count})
+    if membership.user_id == request.user.pk:
+        return redirect("accounts:login")
+    return redirect("tenants:person", membership_id=membership.pk)
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_PEOPLE)
 def person_delete(request, membership_id: int):
     membership = get_membership_for_request(request, membership_id)
     try:

@@ -1,28 +1,89 @@
 from __future__ import annotations
 
+import secrets
+
+from django.http import HttpResponseBadRequest
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import translation
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; manifest-src 'self'; worker-src 'self'; "
+# script-src: only scripts whose tag carries this response's nonce run (plus what they load,
+# 'strict-dynamic'). 'self' is kept purely as a fallback for browsers without CSP level 3: a
+# browser that understands 'strict-dynamic' ignores 'self' (and any host source) in script-src,
+# so modern browsers enforce nonce-only; CSP1-only browsers, which know neither nonces nor
+# 'strict-dynamic', still get "same-origin scripts only" instead of no script policy at all.
+# Never 'unsafe-inline' or 'unsafe-eval'.
+CSP_TEMPLATE = (
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'strict-dynamic'; style-src 'self'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; manifest-src 'self'; worker-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
 )
 
 
+def content_security_policy(nonce: str) -> str:
+    return CSP_TEMPLATE.format(nonce=nonce)
+
+
 class SecurityHeadersMiddleware:
-    """Content-Security-Policy without inline script, and no caching of pages with personal data."""
+    """A strict, nonce-based Content-Security-Policy, and no caching of pages with personal data.
+
+    Every request gets a fresh nonce in ``request.csp_nonce``; templates see it as
+    ``{{ csp_nonce }}`` (``rallypoint.web.context_processors.csp_nonce``) and the header
+    carries the same value.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        request.csp_nonce = secrets.token_urlsafe(16)
         response = self.get_response(request)
-        response.setdefault("Content-Security-Policy", CSP)
+        response.setdefault("Content-Security-Policy", content_security_policy(request.csp_nonce))
         response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(self)")
         if not request.path.startswith("/static/"):
             response["Cache-Control"] = "no-store"
         return response
+
+
+# Query-string parameter names (compared case-insensitively) that are refused with 400 on any
+# request: query strings end up in access logs, proxy logs, browser history, bookmarks and
+# Referer headers, so credentials, tokens, one-time codes, session identifiers, signatures
+# and contact data must travel in a POST body or a header instead (OWASP ASVS L2; seed: "no
+# data in HTTP GET parameters"). Only the query string is checked, never the form body.
+SENSITIVE_QUERY_PARAMETERS = frozenset({
+    # passwords
+    "password", "passwd", "pass", "pwd",
+    # tokens, keys and one-time codes
+    "token", "access_token", "refresh_token", "id_token", "api_key", "apikey", "key", "secret",
+    "otp", "code", "totp",
+    # sessions and CSRF
+    "session", "sessionid", "csrfmiddlewaretoken",
+    # personal contact data
+    "email", "e-mail", "mail", "phone",
+    # authorisation and signatures
+    "auth", "authorization", "signature", "sig",
+})
+
+
+class SensitiveQueryParameterMiddleware:
+    """Answers 400 to any request whose query string names a credential, token or contact field.
+
+    Neither the query string nor the values are logged or echoed; the answer only names
+    the refused parameter(s) in their canonical, lower-case spelling from the list above.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.META.get("QUERY_STRING"):
+            refused = sorted({name.strip().lower() for name in request.GET} & SENSITIVE_QUERY_PARAMETERS)
+            if refused:
+                return HttpResponseBadRequest(
+                    "Bad request: credentials, tokens and personal data must not be sent in the URL "
+                    f"(refused query parameter: {', '.join(refused)}). Send them in the body of a POST request.\n",
+                    content_type="text/plain; charset=utf-8",
+                )
+        return self.get_response(request)
 
 
 class UserLanguageMiddleware:

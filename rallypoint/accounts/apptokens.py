@@ -1,0 +1,71 @@
+"""App tokens for the mobile/PWA client: issue, check, revoke."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from rallypoint.accounts.models import AppToken
+from rallypoint.audit.actions import record_security_event
+from rallypoint.audit.models import SecurityEvent
+from rallypoint.tenants.roles import permissions_for
+from rallypoint.tenants.scoping import effective_role
+
+PREFIX = "rp_"
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue(*, user, site, name: str, request=None) -> tuple[AppToken, str]:
+    """A new token for ``user`` in ``site``; the clear value is returned once and never stored."""
+    token = PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        row = AppToken.objects.create(user=user, site=site, name=name.strip()[:80], token_hash=_digest(token))
+        record_security_event(SecurityEvent.Kind.TOKEN_ISSUED, request=request, user=user, site=site,
+                              detail={"token": row.pk})
+    return row, token
+
+
+def live_tokens(user):
+    cutoff = timezone.now() - timedelta(days=settings.APP_TOKEN_IDLE_DAYS)
+    return AppToken.objects.filter(user=user, revoked_at__isnull=True, last_used_at__gt=cutoff)
+
+
+def revoke(tokens, *, actor, request=None) -> int:
+    """Revoke the given tokens (a queryset); returns how many were live."""
+    now = timezone.now()
+    count = 0
+    for row in tokens.filter(revoked_at__isnull=True).select_related("site"):
+        row.revoked_at = now
+        row.save(update_fields=["revoked_at"])
+        record_security_event(SecurityEvent.Kind.TOKEN_REVOKED, request=request, user=row.user, site=row.site,
+                              actor=actor, detail={"token": row.pk})
+        count += 1
+    return count
+
+
+def authenticate(request, token: str) -> AppToken | None:
+    """Resolve a bearer token into user, site, role and permissions on ``request``; None if it is no good."""
+    if not token.startswith(PREFIX):
+        return None
+    now = timezone.now()
+    row = (AppToken.objects.select_related("user", "site__organization")
+           .filter(token_hash=_digest(token), revoked_at__isnull=True).first())
+    if row is None or now - row.last_used_at > timedelta(days=settings.APP_TOKEN_IDLE_DAYS):
+        return None
+    role = effective_role(row.user, row.site)
+    if role is None:
+        return None
+    if now - row.last_used_at > TOUCH_EVERY:
+        AppToken.objects.filter(pk=row.pk).update(last_used_at=now)
+    request.user, request.site, request.site_role = row.user, row.site, role
+    request.site_perms = permissions_for(role)
+    return row

@@ -1,0 +1,49 @@
+"""The session engine: Django's database sessions in :class:`UserSession` rows.
+
+Each row knows its user, a display handle, the device and when it signed in,
+so a person can list and end their sessions and an administrator can end all
+of someone's sessions at once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.utils import timezone
+
+from rallypoint.accounts.models import UserSession
+
+SIGNED_IN_AT = "rp_signed_in_at"
+HANDLE = "rp_handle"
+DEVICE = "rp_device"
+
+
+class SessionStore(DatabaseSessionStore):
+    @classmethod
+    def get_model_class(cls):
+        return UserSession
+
+    def create_model_instance(self, data):
+        row = super().create_model_instance(data)
+        user_id = data.get("_auth_user_id")
+        row.user_id = int(user_id) if user_id else None
+        row.handle = data.get(HANDLE, "")
+        row.device = data.get(DEVICE, "")[:120]
+        signed_in = data.get(SIGNED_IN_AT)
+        row.signed_in_at = datetime.fromtimestamp(signed_in, tz=UTC) if signed_in else None
+        row.last_seen_at = timezone.now()
+        return row
+
+
+def end_sessions(user, *, except_key: str | None = None) -> int:
+    """End every session of ``user`` (but ``except_key``); their next request is signed out."""
+    sessions = UserSession.objects.filter(user=user)
+    if except_key:
+        sessions = sessions.exclude(session_key=except_key)
+    deleted, _ = sessions.delete()
+    return deleted
+
+
+def active_sessions(user):
+    return UserSession.objects.filter(user=user, expire_date__gt=timezone.now()).order_by("-last_seen_at")

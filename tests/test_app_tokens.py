@@ -1,0 +1,93 @@
+"""App tokens for the mobile/PWA client: opaque, stored hashed, per device, revocable, idle expiry."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import time_machine
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from rallypoint.accounts.models import AppToken
+from rallypoint.audit.models import SecurityEvent
+from rallypoint.tenants.roles import Role
+
+
+def issue(client, name="Caretaker phone") -> str:
+    response = client.post("/api/v1/app-tokens", data=json.dumps({"name": name}), content_type="application/json")
+    assert response.status_code == 201
+    return response.json()["token"]
+
+
+def api(token: str, path="/api/v1/site"):
+    return Client().get(path, headers={"authorization": f"Bearer {token}"})
+
+
+def test_a_token_works_in_its_site_and_is_stored_only_hashed(world, signed_in):
+    token = issue(signed_in(Role.LEAD))
+    response = api(token)
+    assert response.status_code == 200 and response.json()["name"] == world.a.site.name
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT token_hash FROM accounts_apptoken")
+        stored = [row[0] for row in cursor.fetchall()]
+    assert token not in stored and len(stored) == 1
+    assert SecurityEvent.objects.filter(kind="token.issued", site=world.a.site).exists()
+
+
+def test_a_token_sees_only_its_own_site(world, signed_in):
+    token = issue(signed_in(Role.ADMIN))
+    assert api(token, f"/api/v1/people/{world.b.people[Role.EMPLOYEE].pk}").status_code == 404
+    assert "NameBb" not in api(token, "/api/v1/people").content.decode()
+
+
+def test_a_revoked_token_stops_working(world, signed_in):
+    client = signed_in(Role.MEMBER)
+    token = issue(client)
+    row = AppToken.objects.get()
+    assert client.post(f"/accounts/app-tokens/{row.pk}/revoke/").status_code == 302
+    assert api(token).status_code == 401
+
+
+def test_a_token_unused_for_30_days_stops_working(world, signed_in):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        token = issue(signed_in(Role.MEMBER))
+        clock.shift(timedelta(days=29))
+        assert api(token).status_code == 200  # use keeps it alive
+        clock.shift(timedelta(days=29))
+        assert api(token).status_code == 200
+        clock.shift(timedelta(days=30, minutes=1))
+        assert api(token).status_code == 401
+
+
+def test_deactivation_and_sign_out_everywhere_end_tokens(world, signed_in):
+    token = issue(signed_in(Role.MEMBER))
+    signed_in(Role.ADMIN).post(f"/people/{world.a.people[Role.MEMBER].pk}/sessions/end/")
+    assert api(token).status_code == 401
+    own = signed_in(Role.LEAD)
+    token = issue(own)
+    own.post("/accounts/sessions/end-all/")
+    assert api(token).status_code == 401
+    token = issue(signed_in(Role.GUEST))
+    signed_in(Role.ADMIN).post(f"/people/{world.a.people[Role.GUEST].pk}/activation/")
+    assert api(token).status_code == 401
+
+
+def test_garbage_and_foreign_tokens_are_refused(world, signed_in):
+    assert api("rp_not-a-real-token").status_code == 401
+    assert api("something else").status_code == 401
+    other = issue(signed_in(Role.MEMBER))
+    row = AppToken.objects.get()
+    assert signed_in(Role.LEAD).post(f"/accounts/app-tokens/{row.pk}/revoke/").status_code == 404
+    assert api(other).status_code == 200
+
+
+def test_the_web_page_shows_a_new_token_once(world, signed_in):
+    client = signed_in(Role.EMPLOYEE)
+    response = client.post("/accounts/app-tokens/", {"name": "Tablet"})
+    assert response.status_code == 200
+    token = response.context["token"]
+    assert token in response.content.decode()
+    assert token not in client.get("/accounts/sessions/").content.decode()
+    assert "Tablet" in client.get("/accounts/sessions/").content.decode()
