@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 TEST_STAMP := $(STAMP)-test
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/rallypoint
-TEST_ENV := RP_DATA_DIR=$(CURDIR)/.test-data RP_SECRET_KEY=test-secret-key-that-is-long-enough-0123456789
+TEST_ENV := RP_DATA_DIR=$(CURDIR)/.test-data
 
 .PHONY: run test lint test-sqlite test-postgres roles-doc messages clean
 
@@ -43,7 +43,7 @@ roles-doc: $(STAMP)
 	$(BIN)/rallypoint roles_doc
 
 messages: $(STAMP)
-	cd rallypoint && ../$(BIN)/rallypoint makemessages -l de -l en --no-obsolete --no-location && ../$(BIN)/rallypoint compilemessages
+	cd rallypoint && RP_DATA_DIR=$(CURDIR)/data ../$(BIN)/rallypoint makemessages -l de -l en --no-obsolete --no-location && RP_DATA_DIR=$(CURDIR)/data ../$(BIN)/rallypoint compilemessages
 
 clean:
 	rm -rf $(VENV) .test-data test-artifacts

@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "rallypoint.accounts.middleware.SessionLifetimeMiddleware",
     "rallypoint.web.middleware.UserLanguageMiddleware",
+    "rallypoint.accounts.mfa_middleware.SecondFactorEnrollmentMiddleware",
     "rallypoint.tenants.middleware.CurrentSiteMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -132,6 +133,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "rallypoint.accounts.passwords.ContextPasswordValidator"},
 ]
 # Invitation and reset links: 24 hours (seed: "einmaliger Weblink, 24h").
 PASSWORD_RESET_TIMEOUT = 24 * 3600
@@ -197,6 +199,14 @@ if SMTP_HOST:
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = DATA_DIR / "outbox"
+
+# Personal data at rest: AES-256-GCM keys ("k1:BASE64,k2:BASE64", newest last) and the blind-index key,
+# or else a key file in the data directory, made on first start (mode 0600).
+ENCRYPTION_KEYS = env_secret("RP_ENCRYPTION_KEYS")
+ENCRYPTION_INDEX_KEY = env_secret("RP_ENCRYPTION_INDEX_KEY")
+if bool(ENCRYPTION_KEYS) != bool(ENCRYPTION_INDEX_KEY):
+    raise ConfigError("set both RP_ENCRYPTION_KEYS and RP_ENCRYPTION_INDEX_KEY, or neither")
+KEYRING_FILE = Path(env_str("RP_KEYRING_FILE", str(DATA_DIR / "keyring.json")))
 
 AUDIT_RETENTION_DAYS = env_int("RP_AUDIT_RETENTION_DAYS", 90, minimum=1)
 SECURITY_EVENT_RETENTION_DAYS = env_int("RP_SECURITY_EVENT_RETENTION_DAYS", 90, minimum=1)

@@ -6,6 +6,7 @@ from rallypoint.ops import views as ops
 urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
+    path("accounts/second-factor/", include("rallypoint.accounts.mfa_urls")),
     path("accounts/", include("rallypoint.accounts.urls")),
     path("audit/", include("rallypoint.audit.urls")),
     path("api/", api.urls),

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import pytest
 from django.core import mail
 
+from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.accounts.models import User
-from rallypoint.tenants import actions
+from rallypoint.tenants import actions, encryption
 from rallypoint.tenants.models import Group, Membership, Organization, Site
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
 
@@ -84,6 +85,10 @@ def world(db) -> World:
     Membership.objects.create(site=b.site, user=super_b, role=Role.ADMIN, full_name="NameSuperBzq")
     actions.grant_super_admin(actor=None, organization=org_b, user=super_b)
     b.markers.append("NameSuperBzq")
+    # Tests of other features sign administrators in with force_login and must not stop at the
+    # second-factor enrolment gate; tests/test_mfa.py goes back to the default policy.
+    for org in (org_a, org_b):
+        OrganizationSecurity.objects.create(organization=org, second_factor=OrganizationSecurity.SecondFactor.OPTIONAL)
     mail.outbox.clear()
     return World(org_a=org_a, org_b=org_b, a=a, a2=a2, b=b, super_a=super_a, super_b=super_b)
 
@@ -100,3 +105,10 @@ def signed_in(client, world):
         return client
 
     return sign_in
+
+
+@pytest.fixture(autouse=True)
+def fresh_key_ring():
+    """A test that swaps the key file must not leave the swapped ring behind."""
+    yield
+    encryption.ring(reload=True)

@@ -76,9 +76,11 @@ class RunningServer:
 
 
 @contextmanager
-def run_server(tmp_path: Path, extra_env: dict | None = None, database_url: str | None = None):
+def run_server(tmp_path: Path, extra_env: dict | None = None, database_url: str | None = None,
+               host: str = "127.0.0.1"):
+    """``host``: the name the browser uses (passkeys need a name such as localhost, not an address)."""
     if database_url is None:
-        with fresh_database() as fresh, run_server(tmp_path, extra_env, fresh or "") as server:
+        with fresh_database() as fresh, run_server(tmp_path, extra_env, fresh or "", host) as server:
             yield server
         return
     port, redirect_port = free_port(), free_port()
@@ -86,13 +88,16 @@ def run_server(tmp_path: Path, extra_env: dict | None = None, database_url: str 
     log = tmp_path / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RP_")}
     env.update(RP_DATA_DIR=str(data_dir), RP_PORT=str(port), RP_REDIRECT_PORT=str(redirect_port),
-               RP_BASE_URL=f"https://127.0.0.1:{port}", **(extra_env or {}))
+               RP_BASE_URL=f"https://{host}:{port}")
+    if host != "127.0.0.1":
+        env["RP_ALLOWED_HOSTS"] = f"{host},127.0.0.1"
+    env.update(extra_env or {})
     if database_url:
         env["RP_DATABASE_URL"] = database_url
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "rallypoint", "run"], env=env, stdout=out,
                                    stderr=subprocess.STDOUT, cwd=tmp_path)
-    server = RunningServer(process, f"https://127.0.0.1:{port}", f"http://127.0.0.1:{redirect_port}",
+    server = RunningServer(process, f"https://{host}:{port}", f"http://127.0.0.1:{redirect_port}",
                            data_dir, log)
     try:
         _wait_ready(server)

@@ -16,6 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from rallypoint.accounts.mfa_models import OrganizationSecurity, Passkey, TotpDevice
 from rallypoint.accounts.models import AppToken, User, UserSession
 from rallypoint.accounts.sessions import SessionStore
 from rallypoint.audit.models import AuditEntry
@@ -32,6 +33,17 @@ ROUTES = {
     "accounts/set-password/<uidb64>/<token>/": "public",
     "accounts/profile/": "site",
     "accounts/password-reset/": "public",
+    "accounts/second-factor/verify/": "public",
+    "accounts/second-factor/verify/passkey-options/": "public",
+    "accounts/second-factor/setup/": "site",
+    "accounts/second-factor/setup/confirm/": "site",
+    "accounts/second-factor/setup/totp/": "site",
+    "accounts/second-factor/setup/totp/<int:device_id>/remove/": "site",
+    "accounts/second-factor/setup/passkey-options/": "site",
+    "accounts/second-factor/setup/passkeys/": "site",
+    "accounts/second-factor/setup/passkeys/<int:passkey_id>/remove/": "site",
+    "accounts/second-factor/setup/recovery-codes/": "site",
+    "accounts/second-factor/policy/": "site",
     "accounts/sessions/": "site",
     "accounts/sessions/end-all/": "site",
     "accounts/sessions/<str:handle>/end/": "site",
@@ -113,6 +125,10 @@ def foreign_objects(world, persona: str) -> list[dict]:
             "handle": _foreign_session(sw.people[Role.ADMIN].user).handle,
             "token_id": AppToken.objects.create(user=sw.people[Role.ADMIN].user, site=sw.site, name="x",
                                                 token_hash=f"{sw.site.pk:064d}").pk,
+            "device_id": TotpDevice.objects.create(user=sw.people[Role.ADMIN].user, secret="JBSWY3DPEHPK3PXP",
+                                                   confirmed=True).pk,
+            "passkey_id": Passkey.objects.create(user=sw.people[Role.ADMIN].user, name="x", public_key="x",
+                                                 credential_id=f"foreign-{sw.site.pk}").pk,
         })
     return result
 
@@ -146,7 +162,11 @@ def snapshot(site: Site) -> tuple:
     audits = AuditEntry.objects.filter(site=site).count()
     sessions = UserSession.objects.filter(user__memberships__site=site).count()
     tokens = list(AppToken.objects.filter(site=site).values_list("pk", "revoked_at"))
-    return (site.name, site.time_zone, memberships, groups, members, supers, audits, sessions, tokens)
+    factors = (sorted(TotpDevice.objects.filter(user__memberships__site=site).values_list("pk", flat=True)),
+               sorted(Passkey.objects.filter(user__memberships__site=site).values_list("pk", flat=True)),
+               OrganizationSecurity.objects.filter(organization=site.organization).values_list(
+                   "second_factor", flat=True).first())
+    return (site.name, site.time_zone, memberships, groups, members, supers, audits, sessions, tokens, factors)
 
 
 def _body(response) -> str:
@@ -234,6 +254,10 @@ NOT_TENANT_DATA = {
     "tenants.SuperAdmin": "an org-level role, checked against the organisation",
     "ops.JobState": "installation-wide scheduler state, no personal data",
     "accounts.SignInThrottle": "keyed hashes of e-mail and address only; no tenant, no personal data",
+    "accounts.TotpDevice": "a second factor of the sign-in identity; seen and changed only by its own user",
+    "accounts.Passkey": "a second factor of the sign-in identity; seen and changed only by its own user",
+    "accounts.RecoveryCode": "keyed hashes of a user's recovery codes; used only by that user to sign in",
+    "accounts.OrganizationSecurity": "an organisation-level setting, changed by the organisation's Super-admins",
     "accounts.UsedProofOfWork": "signatures of solved bot checks; no tenant, no personal data",
     "accounts.UserSession": "a user's session; shown only to that user, ended by admins through a membership",
 }

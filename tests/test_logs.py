@@ -14,6 +14,7 @@ import logging
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from rallypoint.accounts.models import email_index
 from rallypoint.lib.jsonlog import JsonFormatter, RedactionFilter, redact
 from rallypoint.tenants.roles import Role
 from tests.conftest import PASSWORD
@@ -21,7 +22,8 @@ from tests.pow import pow_field
 
 MARK = {"full_name": "Zqname Logscan", "email": "zqmail.logscan@example.org", "phone": "+49 151 98765432",
         "department": "Zqdept Logscan"}
-MARKERS = [*MARK.values(), "Zqname", "zqmail", "98765432", "Zqdept", PASSWORD]
+CLIENT = "198.51.100.213"  # a client address is personal data too: security events only
+MARKERS = [*MARK.values(), "Zqname", "zqmail", "98765432", "Zqdept", PASSWORD, CLIENT]
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def test_main_flows_log_no_personal_data(world, signed_in, client, captured, dja
     admin = signed_in(Role.ADMIN)
     with django_capture_on_commit_callbacks(execute=True):
         admin.post("/people/new/", {**MARK, "role": "member", "invite": "on"})
-    membership = world.a.site.memberships.get(user__email=MARK["email"])
+    membership = world.a.site.memberships.get(user__email_index=email_index(MARK["email"]))
     admin.post(f"/people/{membership.pk}/", {**MARK, "department": MARK["department"] + "2", "role": "lead"})
     admin.post("/people/new/", {**MARK, "email": "broken@", "role": "member"})  # invalid input
     admin.post("/people/import/", {"file": SimpleUploadedFile("p.csv", (
@@ -71,12 +73,16 @@ def test_main_flows_log_no_personal_data(world, signed_in, client, captured, dja
     membership.save()
     for password in ("wrong " + PASSWORD, PASSWORD):
         client.post("/accounts/login/", {"username": MARK["email"], "password": password,
-                                         **pow_field(client, "/accounts/login/")})
+                                         **pow_field(client, "/accounts/login/")}, REMOTE_ADDR=CLIENT)
     assert client.get("/").status_code == 200  # really signed in
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/accounts/password-reset/", {"email": MARK["email"],
                                                   **pow_field(client, "/accounts/password-reset/")})
     client.get("/people/")  # a 403 for a lead
+    client.get("/accounts/sessions/", REMOTE_ADDR=CLIENT)
+    client.post("/accounts/app-tokens/", {"name": MARK["full_name"]}, REMOTE_ADDR=CLIENT)
+    client.get("/?email=" + MARK["email"], REMOTE_ADDR=CLIENT)  # refused: personal data in a query string
+    client.post("/accounts/sessions/end-all/", REMOTE_ADDR=CLIENT)
     output = captured.getvalue()
     assert output, "the flows logged nothing at all: the capture is broken"
     for marker in MARKERS:

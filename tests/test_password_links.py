@@ -116,3 +116,18 @@ def test_a_weak_password_is_refused_on_the_link_page(client, request_link):
     response = use(client, request_link(), password=request_link.user.email)
     assert response.status_code == 200
     assert request_link.user.__class__.objects.get(pk=request_link.user.pk).check_password(PASSWORD)
+
+
+def test_a_password_built_from_the_context_is_refused(client, request_link, world):
+    for password in (f"my {world.a.site.name} password", "rallypoint rocks forever"):
+        response = use(client, request_link(), password=password)
+        assert response.status_code == 200
+        assert "must not contain your e-mail address" in response.content.decode()
+    assert use(client, request_link(), password="correct horse battery staple 2").status_code == 302
+
+
+def test_long_passphrases_are_welcome(client, request_link):
+    long_one = "a very long passphrase that someone typed into a password manager " * 2
+    assert len(long_one) > 128
+    assert use(client, request_link(), password=long_one).status_code == 302
+    assert request_link.user.__class__.objects.get(pk=request_link.user.pk).check_password(long_one)

@@ -8,11 +8,16 @@ import pytest
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from rallypoint.accounts.models import User
+from rallypoint.accounts.models import User, email_index
 from rallypoint.audit.models import AuditEntry
 from rallypoint.tenants.models import Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
 from tests.pow import pow_field
+
+
+def member_of(site, email: str) -> Membership:
+    return Membership.objects.get(site=site, user__email_index=email_index(email))
+
 
 NEW = {"full_name": "Paula Prüfer", "email": "Paula@Example.org", "phone": "+49 30 1234567",
        "department": "Lab", "role": "member"}
@@ -27,7 +32,7 @@ def invite(client, django_capture_on_commit_callbacks):
 def test_an_admin_adds_a_person_and_sends_an_invitation(world, signed_in, django_capture_on_commit_callbacks):
     client = signed_in(Role.ADMIN)
     response = invite(client, django_capture_on_commit_callbacks)
-    membership = Membership.objects.get(site=world.a.site, user__email="paula@example.org")
+    membership = member_of(world.a.site, "paula@example.org")
     assert response.status_code == 302 and response["Location"] == f"/people/{membership.pk}/"
     assert (membership.full_name, membership.role, membership.phone) == ("Paula Prüfer", "member", "+49 30 1234567")
     assert not membership.user.has_usable_password()
@@ -48,7 +53,7 @@ def test_the_invitation_link_sets_a_password_once(world, signed_in, client, djan
     done = client.post(first["Location"], {"new_password1": "a long passphrase here", "new_password2":
                                            "a long passphrase here", **pow_field(client, first["Location"])})
     assert done.status_code == 302
-    assert User.objects.get(email="paula@example.org").check_password("a long passphrase here")
+    assert User.objects.by_email("paula@example.org").get().check_password("a long passphrase here")
     again = client.get("/" + path, follow=True)
     assert "This link no longer works" in again.content.decode()
 
@@ -61,7 +66,7 @@ def test_short_and_common_passwords_are_refused(world, signed_in, client, django
     for bad in ("short", "password1234"):
         response = client.post(page, {"new_password1": bad, "new_password2": bad, **pow_field(client, page)})
         assert response.status_code == 200
-        assert not User.objects.get(email="paula@example.org").has_usable_password()
+        assert not User.objects.by_email("paula@example.org").get().has_usable_password()
 
 
 def test_bad_input_is_refused_with_a_message_and_nothing_written(world, signed_in):
@@ -182,8 +187,8 @@ def test_csv_import_creates_and_updates_people(world, signed_in):
     text = CSV_OK + f"New Name,{existing.user.email},,,guest\n"
     response = _upload(client, text)
     assert response.status_code == 302
-    assert Membership.objects.get(site=world.a.site, user__email="ida@example.org").role == "member"
-    assert Membership.objects.get(site=world.a.site, user__email="otto@example.org").role == "employee"
+    assert member_of(world.a.site, "ida@example.org").role == "member"
+    assert member_of(world.a.site, "otto@example.org").role == "employee"
     existing.refresh_from_db()
     assert existing.full_name == "New Name"
     batch = AuditEntry.objects.filter(site=world.a.site, action="person.created").order_by("-pk")[0].batch
@@ -242,3 +247,16 @@ def test_groups_are_managed_by_admins_and_seen_by_the_crisis_team(world, signed_
     assert "Fire wardens" in lead_view and world.a.people[Role.LEAD].full_name in lead_view
     assert signed_in(Role.LEAD).post("/groups/new/", {"name": "x"}).status_code == 403
     assert signed_in(Role.EMPLOYEE).get("/groups/").status_code == 403
+
+
+def test_a_mail_server_outage_is_reported_not_an_error_page(world, signed_in, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nothing listens
+    settings.EMAIL_USE_TLS = False
+    client = signed_in(Role.ADMIN)
+    response = client.post("/people/new/", {**NEW, "invite": "on"}, follow=True)
+    assert response.status_code == 200
+    assert "the invitation e-mail could not be sent" in response.content.decode()
+    membership = member_of(world.a.site, "paula@example.org")  # the person was added all the same
+    again = client.post(f"/people/{membership.pk}/invite/", follow=True)
+    assert "could not be sent" in again.content.decode()

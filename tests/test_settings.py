@@ -46,7 +46,9 @@ def test_database_urls(tmp_path):
     pg = env.parse_database_url("postgresql://rp:p%40ss@db.local:6543/rallypoint", base_dir=tmp_path)
     assert (pg["USER"], pg["PASSWORD"], pg["HOST"], pg["PORT"], pg["NAME"]) == (
         "rp", "p@ss", "db.local", "6543", "rallypoint")
-    for bad in ("mysql://x/y", "postgresql://host/"):
+    tls = env.parse_database_url("postgresql://rp@db/rp?sslmode=verify-full&sslrootcert=/etc/ca.pem", base_dir=tmp_path)
+    assert tls["OPTIONS"] == {"sslmode": "verify-full", "sslrootcert": "/etc/ca.pem"}
+    for bad in ("mysql://x/y", "postgresql://host/", "postgresql://h/db?timeout=3"):
         with pytest.raises(env.ConfigError):
             env.parse_database_url(bad, base_dir=tmp_path)
 

@@ -66,4 +66,5 @@ def test_the_built_in_server_refuses_tls_1_0_and_1_1(accepted):
 
 def test_the_built_in_server_accepts_tls_1_2_and_1_3(accepted):
     assert accepted["TLS 1.2"]
+    assert [suite for suite in accepted["TLS 1.2"] if "CBC" in suite or "ECDHE" not in suite] == []
     assert accepted["TLS 1.3"]

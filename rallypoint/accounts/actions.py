@@ -14,7 +14,6 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import translation
@@ -22,7 +21,8 @@ from django.utils.translation import gettext as _
 
 from rallypoint.accounts import apptokens
 from rallypoint.accounts.forms import PersonForm
-from rallypoint.accounts.models import AppToken, User, normalize_email
+from rallypoint.accounts.mail import deliver
+from rallypoint.accounts.models import AppToken, User, email_index, normalize_email
 from rallypoint.accounts.sessions import end_sessions
 from rallypoint.accounts.tokens import issue_password_link
 from rallypoint.audit.actions import diff, record, record_security_event
@@ -63,7 +63,7 @@ def create_person(*, actor, site: Site, data: dict, batch=None) -> Membership:
     require_perm(actor, site, Perm.MANAGE_PEOPLE)
     email = normalize_email(data["email"])
     with transaction.atomic():
-        user = User.objects.filter(email=email).first()
+        user = User.objects.by_email(email).first()
         if user is None:
             user = User.objects.create_user(email)
         elif Membership.objects.filter(site=site, user=user).exists():
@@ -87,7 +87,7 @@ def update_person(*, actor, membership: Membership, data: dict, batch=None) -> M
     if data["email"] != before["email"] and not identity_editable_by(user, site):
         raise ValidationError({"email": _("This person also belongs to another organisation, so only they "
                                           "can change their e-mail address.")})
-    if data["email"] != user.email and User.objects.filter(email=data["email"]).exists():
+    if data["email"] != user.email and User.objects.by_email(data["email"]).exists():
         raise ValidationError({"email": _("Another account already uses this e-mail address.")})
     if actor is not None and actor.pk == user.pk and data["role"] != before["role"]:
         raise ValidationError({"role": _("You cannot change your own role.")})
@@ -167,8 +167,11 @@ def delete_support_account(*, actor, membership: Membership) -> None:
                object_type="person", object_id=membership_id, changes=diff(before, {}))
 
 
-def invite_person(*, actor, membership: Membership) -> None:
-    """E-mail a single-use link (24 h) with which the person sets their password."""
+def invite_person(*, actor, membership: Membership) -> bool:
+    """E-mail a single-use link (24 h) with which the person sets their password.
+
+    Returns False when the mail server could not take the e-mail (the link is issued and audited).
+    """
     site = membership.site
     require_perm(actor, site, Perm.MANAGE_PEOPLE)
     user = membership.user
@@ -180,7 +183,7 @@ def invite_person(*, actor, membership: Membership) -> None:
         body = render_to_string("accounts/email/invitation.txt", context)
     with transaction.atomic():
         _audit(actor, membership, "person.invited", {})
-        transaction.on_commit(lambda: send_mail(subject, body, None, [user.email]))
+    return deliver(subject, body, [user.email])
 
 
 class ImportErrors(Exception):
@@ -230,7 +233,7 @@ def import_people(*, actor, site: Site, text: str) -> dict:
     created = updated = 0
     with transaction.atomic():
         for line, data in enumerate(cleaned, start=2):
-            existing = Membership.objects.for_site(site).filter(user__email=data["email"]).first()
+            existing = Membership.objects.for_site(site).filter(user__email_index=email_index(data["email"])).first()
             try:
                 if existing is None:
                     create_person(actor=actor, site=site, data=data, batch=batch)
@@ -249,7 +252,7 @@ def export_people(*, actor, site: Site) -> str:
     writer = csv.writer(out)
     writer.writerow([*CSV_COLUMNS, "active"])
     people = Membership.objects.for_site(site).select_related("user").filter(user__is_support=False)
-    for m in people.order_by("full_name", "pk"):
+    for m in people.by_name():
         writer.writerow([_csv_safe(m.full_name), m.user.email, _csv_safe(m.phone),
                          _csv_safe(m.department), m.role, "yes" if m.is_active else "no"])
     record(actor=actor, organization=site.organization, site=site, action="people.exported",

@@ -14,9 +14,17 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from rallypoint.lib.crypto import blind_index
+from rallypoint.tenants.encryption import EncryptedTextField, new_row_key, ring
+
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
+
+
+def email_index(email: str) -> str:
+    """The blind index by which an (encrypted) e-mail address is found."""
+    return blind_index(ring(), normalize_email(email), purpose="user.email")
 
 
 class UserManager(BaseUserManager):
@@ -30,11 +38,16 @@ class UserManager(BaseUserManager):
         return user
 
     def get_by_natural_key(self, username):
-        return self.get(email=normalize_email(username))
+        return self.get(email_index=email_index(username))
+
+    def by_email(self, email: str):
+        return self.filter(email_index=email_index(email))
 
 
 class User(AbstractBaseUser):
-    email = models.EmailField(_("e-mail"), unique=True)
+    row_key = models.CharField(max_length=32, default=new_row_key, editable=False)
+    email = EncryptedTextField(_("e-mail"))
+    email_index = models.CharField(max_length=64, unique=True, editable=False)
     language = models.CharField(
         _("language"), max_length=8, blank=True, choices=[("", _("Browser setting")), ("de", "Deutsch"),
                                                           ("en", "English")]
@@ -47,9 +60,19 @@ class User(AbstractBaseUser):
 
     objects = UserManager()
 
-    USERNAME_FIELD = "email"
+    # The unique sign-in key is the blind index: the e-mail itself is encrypted. get_by_natural_key()
+    # takes the e-mail address as typed and turns it into the index.
+    USERNAME_FIELD = "email_index"
     EMAIL_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
+
+    def save(self, *args, **kwargs):
+        self.email = normalize_email(self.email)
+        self.email_index = email_index(self.email)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "email" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "email_index"}
+        super().save(*args, **kwargs)
 
     def __str__(self) -> str:  # no personal data: may end up in logs
         return f"User #{self.pk}"
@@ -122,3 +145,6 @@ class AppToken(models.Model):
 
     def __str__(self) -> str:
         return f"app token #{self.pk}"
+
+
+from rallypoint.accounts.mfa_models import OrganizationSecurity, Passkey, RecoveryCode, TotpDevice  # noqa: E402,F401

@@ -9,8 +9,6 @@ from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.mail import send_mail
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -20,8 +18,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
-from rallypoint.accounts import apptokens, pow, throttle
-from rallypoint.accounts.models import AppToken, User, normalize_email
+from rallypoint.accounts import apptokens, mfa, pow, throttle
+from rallypoint.accounts.mail import deliver
+from rallypoint.accounts.models import AppToken, User
 from rallypoint.accounts.sessions import active_sessions, end_sessions
 from rallypoint.accounts.tokens import issue_password_link, password_links
 from rallypoint.audit.actions import record_security_event, request_ip
@@ -54,6 +53,12 @@ class EmailAuthenticationForm(AuthenticationForm):
         "inactive": gettext_lazy("This account is deactivated."),
     }
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        username = self.fields["username"]  # Django sized it after the index column; it takes an address
+        username.max_length = 254
+        username.widget.attrs["maxlength"] = "254"
+
 
 class LoginView(ProofOfWorkMixin, auth_views.LoginView):
     """Sign-in with growing waits after failures (see :mod:`rallypoint.accounts.throttle`)."""
@@ -66,7 +71,7 @@ class LoginView(ProofOfWorkMixin, auth_views.LoginView):
         return throttle.keys_for(self.request.POST.get("username", ""), request_ip(self.request))
 
     def _user(self) -> User | None:
-        return User.objects.filter(email=normalize_email(self.request.POST.get("username", ""))).first()
+        return User.objects.by_email(self.request.POST.get("username", "")).first()
 
     def post(self, request, *args, **kwargs):
         refused = self.pow_refused(request)
@@ -75,7 +80,7 @@ class LoginView(ProofOfWorkMixin, auth_views.LoginView):
         wait = throttle.wait_seconds(self._keys())
         if wait:
             record_security_event(Kind.SIGN_IN_THROTTLED, request=request, user=self._user())
-            context = self.get_context_data(form=self.get_form_class()(request), wait=wait)
+            context = self.get_context_data(form=self.get_form(), wait=wait)  # keeps the address typed
             return self.render_to_response(context, status=429)
         return super().post(request, *args, **kwargs)
 
@@ -87,6 +92,11 @@ class LoginView(ProofOfWorkMixin, auth_views.LoginView):
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
     def form_valid(self, form):
+        # With a second factor, the password alone signs nobody in; the throttle is reset only after
+        # the second step, so re-entering the password cannot reset the count of wrong codes.
+        response = mfa.start_second_step(self.request, form.get_user(), self.get_success_url())
+        if response is not None:
+            return response
         throttle.register_success(self._keys())
         response = super().form_valid(form)  # signs in, gives the session a new key (see signals.py)
         record_security_event(Kind.SIGN_IN, request=self.request, user=form.get_user())
@@ -136,8 +146,7 @@ def reset_request(request):
         context = {"form": form, "pow_failed": POW_FAILED, "pow_challenge": pow.new_challenge()}
         return render(request, "accounts/reset_request.html", context, status=400)
     if request.method == "POST" and form.is_valid():
-        user = User.objects.filter(email=normalize_email(form.cleaned_data["email"]), is_active=True,
-                                   is_support=False).first()
+        user = User.objects.by_email(form.cleaned_data["email"]).filter(is_active=True, is_support=False).first()
         if user is not None and user.memberships.filter(is_active=True).exists():
             _send_reset_link(request, user)
         messages.info(request, _("If the address belongs to an account, a link is on its way. "
@@ -151,9 +160,8 @@ def _send_reset_link(request, user: User) -> None:
     with translation.override(user.language or translation.get_language()):
         subject = _("Set a new Rallypoint password")
         body = render_to_string("accounts/email/reset.txt", {"link": issue_password_link(user)})
-    with transaction.atomic():
-        record_security_event(Kind.RESET_REQUESTED, request=request, user=user)
-        transaction.on_commit(lambda: send_mail(subject, body, None, [user.email]))
+    record_security_event(Kind.RESET_REQUESTED, request=request, user=user)
+    deliver(subject, body, [user.email])  # the answer is the same even when the mail server is down
 
 
 class ProfileForm(forms.ModelForm):

@@ -118,7 +118,7 @@ def list_people(request):
     qs = Membership.objects.for_site(request.site).select_related("user").prefetch_related("groups")
     if Perm.VIEW_PERSONAL_DATA not in request.site_perms:
         qs = qs.active().filter(user__is_support=False)
-    return [_person(request, m) for m in qs.order_by("full_name", "pk")]
+    return [_person(request, m) for m in qs.by_name()]
 
 
 @api.get("/v1/people/{membership_id}", response={200: PersonOut, 403: ErrorOut, 404: ErrorOut},

@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from rallypoint.tenants.encryption import EncryptedTextField, new_row_key
 from rallypoint.tenants.models import Organization, Site
 
 
@@ -71,7 +72,8 @@ class SecurityEvent(models.Model):
                               related_name="+")
     kind = models.CharField(_("event"), max_length=32, choices=Kind.choices)
     at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
-    client_ip = models.GenericIPAddressField(_("client address"), null=True, blank=True)
+    row_key = models.CharField(max_length=32, default=new_row_key, editable=False)
+    client_ip = EncryptedTextField(_("client address"), null=True, blank=True)  # personal data: encrypted
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:

@@ -34,8 +34,10 @@ ACTION_LABELS = {
     "group.created": _("Group created"),
     "group.updated": _("Group changed"),
     "group.deleted": _("Group deleted"),
+    "organization.second_factor_policy": _("Second-factor rule changed"),
 }
-OBJECT_LABELS = {"site": _("Site"), "person": _("Person"), "group": _("Group"), "user": _("User")}
+OBJECT_LABELS = {"site": _("Site"), "person": _("Person"), "group": _("Group"), "user": _("User"),
+                 "organization": _("Organisation")}
 
 
 class AuditFilterForm(forms.Form):
@@ -49,7 +51,7 @@ class AuditFilterForm(forms.Form):
 
     def __init__(self, *args, site, **kwargs):
         super().__init__(*args, **kwargs)
-        people = Membership.objects.for_site(site).order_by("full_name")
+        people = Membership.objects.for_site(site).by_name()
         self.fields["actor"].choices = [("", _("Anyone"))] + [(m.user_id, m.full_name) for m in people]
 
 
@@ -104,8 +106,8 @@ def audit_list(request):
     entries = _filtered(site, form) if request.GET else AuditEntry.objects.filter(site=site)
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
     names = _object_names(site, page.object_list)
-    actors = dict(Membership.objects.for_site(site).filter(
-        user_id__in={e.actor_id for e in page.object_list}).values_list("user_id", "full_name"))
+    actors = {m.user_id: m.full_name for m in Membership.objects.for_site(site).filter(
+        user_id__in={e.actor_id for e in page.object_list})}
     rows = [{
         "entry": e,
         "actor_name": actors.get(e.actor_id) or _("User #%(id)s") % {"id": e.actor_id},
@@ -137,9 +139,8 @@ def security_events(request):
     if form.is_valid() and form.cleaned_data["kind"]:
         events = events.filter(kind=form.cleaned_data["kind"])
     page = Paginator(events, 50).get_page(request.GET.get("page"))
-    names = dict(Membership.objects.for_site(site).filter(
-        user_id__in={e.user_id for e in page.object_list} | {e.actor_id for e in page.object_list})
-        .values_list("user_id", "full_name"))
+    names = {m.user_id: m.full_name for m in Membership.objects.for_site(site).filter(
+        user_id__in={e.user_id for e in page.object_list} | {e.actor_id for e in page.object_list})}
     rows = [{"event": e, "kind": e.get_kind_display(), "who": names.get(e.user_id, ""),
              "by": names.get(e.actor_id, "") if e.actor_id and e.actor_id != e.user_id else ""}
             for e in page.object_list]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 _known: set[str] = set()
 
@@ -110,9 +110,15 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict:
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise ConfigError("RP_DATABASE_URL: the PostgreSQL URL must name a database")
+        options = {}
+        for key, value in parse_qsl(parts.query):
+            if key not in {"sslmode", "sslrootcert", "sslcert", "sslkey"}:
+                raise ConfigError(f"RP_DATABASE_URL: unknown option {key!r} (sslmode, sslrootcert, sslcert, sslkey)")
+            options[key] = value
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": name,
+            "OPTIONS": options,
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",

@@ -28,6 +28,8 @@ class _TLSConfig(uvicorn.Config):
         super().load()
         if self.ssl is not None:
             self.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+            # TLS 1.2 with forward secrecy and AEAD only (no CBC suites); TLS 1.3 suites are all AEAD.
+            self.ssl.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
             self.ssl.options |= ssl.OP_NO_COMPRESSION
 
 

@@ -28,9 +28,9 @@ class GroupForm(forms.Form):
     def __init__(self, *args, site, **kwargs):
         super().__init__(*args, **kwargs)
         field = self.fields["members"]
-        field.queryset = (Membership.objects.for_site(site).active().select_related("user")
-                          .order_by("full_name"))
-        field.label_from_instance = lambda m: m.full_name
+        field.queryset = Membership.objects.for_site(site).active()
+        # Names are encrypted, so the choices are sorted here rather than in the database.
+        field.choices = [(m.pk, m.full_name) for m in field.queryset.by_name()]
 
 
 class SuperAdminForm(forms.Form):

@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from rallypoint.tenants.encryption import EncryptedTextField, new_row_key
 from rallypoint.tenants.roles import Role
 
 
@@ -56,16 +57,21 @@ class MembershipQuerySet(SiteScopedQuerySet):
     def active(self):
         return self.filter(is_active=True, user__is_active=True)
 
+    def by_name(self) -> list:
+        """The rows sorted by name: names are encrypted, so this sorts in Python."""
+        return sorted(self, key=lambda m: (m.full_name.casefold(), m.pk))
+
 
 class Membership(models.Model):
     """A person at a site: their role and their personal data as this site knows it."""
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    full_name = models.CharField(_("name"), max_length=150)
+    row_key = models.CharField(max_length=32, default=new_row_key, editable=False)
+    full_name = EncryptedTextField(_("name"))
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.EMPLOYEE)
-    phone = models.CharField(_("phone"), max_length=40, blank=True)
-    department = models.CharField(_("department"), max_length=120, blank=True)
+    phone = EncryptedTextField(_("phone"), blank=True)
+    department = EncryptedTextField(_("department"), blank=True)
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(default=timezone.now)
 

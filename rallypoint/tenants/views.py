@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from rallypoint.accounts import actions as people
 from rallypoint.accounts.forms import ImportForm, NewPersonForm, PersonForm
-from rallypoint.accounts.models import User, normalize_email
+from rallypoint.accounts.models import User
 from rallypoint.tenants import actions
 from rallypoint.tenants.forms import GroupForm, SiteForm, SuperAdminForm
 from rallypoint.tenants.models import Group, Membership, SuperAdmin
@@ -49,7 +49,8 @@ def people_list(request):
           .prefetch_related(Prefetch("groups", queryset=Group.objects.order_by("name"))))
     if Perm.VIEW_PERSONAL_DATA not in request.site_perms:
         qs = qs.active().filter(user__is_support=False)
-    page = Paginator(qs.order_by("-is_active", "full_name", "pk"), 200).get_page(request.GET.get("page"))
+    people = sorted(qs, key=lambda m: (not m.is_active, m.full_name.casefold(), m.pk))
+    page = Paginator(people, 200).get_page(request.GET.get("page"))
     return render(request, "tenants/people_list.html", {"page": page})
 
 
@@ -86,8 +87,11 @@ def person_create(request):
             _form_errors(form, exc)
         else:
             if form.cleaned_data["invite"]:
-                people.invite_person(actor=request.user, membership=membership)
-                messages.success(request, _("Person added and invitation sent."))
+                if people.invite_person(actor=request.user, membership=membership):
+                    messages.success(request, _("Person added and invitation sent."))
+                else:
+                    messages.warning(request, _("Person added, but the invitation e-mail could not be sent. "
+                                                "Try again later with “Send invitation link”."))
             else:
                 messages.success(request, _("Person added."))
             return redirect("tenants:person", membership_id=membership.pk)
@@ -134,11 +138,15 @@ def person_activation(request, membership_id: int):
 def person_invite(request, membership_id: int):
     membership = get_membership_for_request(request, membership_id)
     try:
-        people.invite_person(actor=request.user, membership=membership)
+        sent = people.invite_person(actor=request.user, membership=membership)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, _("Invitation sent. The link is valid for 24 hours and works once."))
+        if sent:
+            messages.success(request, _("Invitation sent. The link is valid for 24 hours and works once."))
+        else:
+            messages.warning(request, _("The e-mail could not be sent: the mail server did not answer. "
+                                        "Please try again later."))
     return redirect("tenants:person", membership_id=membership.pk)
 
 
@@ -205,7 +213,9 @@ def people_export(request):
 @site_permission_required(Perm.VIEW_GROUPS)
 def group_list(request):
     groups = Group.objects.for_site(request.site).prefetch_related(
-        Prefetch("members", queryset=Membership.objects.active().order_by("full_name")))
+        Prefetch("members", queryset=Membership.objects.active()))
+    for group in groups:
+        group.sorted_members = sorted(group.members.all(), key=lambda m: m.full_name.casefold())
     return render(request, "tenants/group_list.html", {"groups": groups})
 
 
@@ -255,7 +265,7 @@ def site_list(request):
     context = {"sites": manageable_sites(request), "is_super_admin": request.site_role == SUPER_ADMIN}
     if context["is_super_admin"]:
         context["super_admins"] = (SuperAdmin.objects.filter(organization=request.site.organization)
-                                   .select_related("user").order_by("user__email"))
+                                   .select_related("user").order_by("pk"))
         context["super_admin_form"] = SuperAdminForm()
     return render(request, "tenants/site_list.html", context)
 
@@ -314,8 +324,8 @@ def super_admin_grant(request):
     form = SuperAdminForm(request.POST)
     organization = request.site.organization
     if form.is_valid():
-        user = User.objects.filter(email=normalize_email(form.cleaned_data["email"]),
-                                   memberships__site__organization=organization).distinct().first()
+        user = User.objects.by_email(form.cleaned_data["email"]).filter(
+            memberships__site__organization=organization).distinct().first()
         try:
             if user is None:
                 raise ValidationError(_("Only people of one of the organisation's sites can become "

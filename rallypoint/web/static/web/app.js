@@ -14,6 +14,17 @@
     }
   });
 
+  /* Passwords are masked; a button shows them on request (shoulder-surfing protection by default). */
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-toggle-password]");
+    if (!button) { return; }
+    var input = document.getElementById(button.dataset.togglePassword);
+    var show = input.type === "password";
+    input.type = show ? "text" : "password";
+    button.textContent = show ? button.dataset.hide : button.dataset.show;
+    button.setAttribute("aria-pressed", show ? "true" : "false");
+  });
+
   document.addEventListener("submit", function (event) {
     var submitter = event.submitter;
     var message = (submitter && submitter.dataset.confirm) || event.target.dataset.confirm;

@@ -1,0 +1,49 @@
+"""The enrolment gate: whoever the policy requires to have a second factor sets one up first."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import JsonResponse
+from django.shortcuts import redirect
+from django.urls import Resolver404, resolve
+from django.utils.translation import gettext as _
+
+from rallypoint.accounts import mfa
+
+# (namespace, url name) of the pages that stay reachable before enrolment.
+OPEN_ROUTES = frozenset({("mfa", "setup"), ("mfa", "totp"), ("mfa", "passkey_options"), ("mfa", "passkey_add"),
+                         ("mfa", "recovery_codes"), ("mfa", "confirm"), ("mfa", "verify"),
+                         ("mfa", "verify_passkey_options"), ("accounts", "logout"), ("web", "set_language"),
+                         ("", "healthz"), ("", "readyz")})
+
+
+def _is_open(request) -> bool:
+    if request.path_info.startswith(settings.STATIC_URL):
+        return True
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return False
+    return (match.namespace, match.url_name) in OPEN_ROUTES
+
+
+class SecondFactorEnrollmentMiddleware:
+    """A signed-in person whom the policy requires to have a second factor, and who has none, is sent
+    to the set-up page from every page but those needed to set one up, sign out or switch the
+    language; the API answers 403. Goes after AuthenticationMiddleware and MessageMiddleware.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if (user is not None and user.is_authenticated and not _is_open(request)
+                and not mfa.needs_second_step(user) and mfa.must_enroll(user)):
+            text = _("Your organisation requires a second factor. Please set one up to continue.")
+            if request.path_info.startswith("/api/"):
+                return JsonResponse({"detail": text}, status=403)
+            messages.warning(request, text)
+            return redirect("mfa:setup")
+        return self.get_response(request)
