@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 CHROMIUM = os.environ.get("RP_TEST_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -26,6 +28,27 @@ def browser():
         instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         yield instance
         instance.close()
+
+
+def new_page(browser, server, viewport, locale="en-GB"):
+    """A page in a fresh context on the running server, with a list collecting its script errors."""
+    context = browser.new_context(base_url=server.base_url, ignore_https_errors=True, viewport=viewport,
+                                  locale=locale)
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return page, errors
+
+
+def enter_password(page, server, role: str) -> None:
+    """Sign in with a demo login's e-mail and password (the page solves the proof of work)."""
+    email, password = server.credentials()[role]
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("E-mail", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
 
 
 def screenshot(page, name: str) -> None:

@@ -9,7 +9,7 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import DESKTOP, PHONE, screenshot
+from tests.browser import DESKTOP, PHONE, enter_password, new_page, screenshot
 from tests.server import run_server
 
 pytestmark = pytest.mark.browser
@@ -21,23 +21,8 @@ def server(tmp_path_factory):
         yield running
 
 
-def new_page(browser, server, viewport, locale="en-GB"):
-    context = browser.new_context(base_url=server.base_url, ignore_https_errors=True, viewport=viewport,
-                                  locale=locale)
-    page = context.new_page()
-    errors = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return page, errors
-
-
 def sign_in(page, server, role: str) -> None:
-    email, password = server.credentials()[role]
-    page.goto("/")
-    expect(page).to_have_url(re.compile(r"/accounts/login/"))
-    page.get_by_label("E-mail", exact=True).fill(email)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    enter_password(page, server, role)
     expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
     second_factor(page, role)
     expect(page.get_by_role("heading", level=1)).to_have_text("Headquarters")

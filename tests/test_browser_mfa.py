@@ -12,7 +12,7 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import DESKTOP, PHONE, screenshot
+from tests.browser import DESKTOP, PHONE, enter_password, new_page, screenshot
 from tests.server import run_server
 
 pytestmark = pytest.mark.browser
@@ -22,25 +22,6 @@ pytestmark = pytest.mark.browser
 def server(tmp_path_factory):
     with run_server(tmp_path_factory.mktemp("browser-mfa"), host="localhost") as running:
         yield running
-
-
-def new_page(browser, server, viewport):
-    context = browser.new_context(base_url=server.base_url, ignore_https_errors=True, viewport=viewport,
-                                  locale="en-GB")
-    page = context.new_page()
-    errors = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return context, page, errors
-
-
-def enter_password(page, server, role: str) -> None:
-    email, password = server.credentials()[role]
-    page.goto("/")
-    expect(page).to_have_url(re.compile(r"/accounts/login/"))
-    page.get_by_label("E-mail", exact=True).fill(email)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def sign_out(page) -> None:
@@ -56,7 +37,8 @@ def save_recovery_codes(page) -> None:
 
 
 def test_an_admin_is_made_to_enrol_an_authenticator_app_and_signs_in_with_it(browser, server):
-    context, page, errors = new_page(browser, server, PHONE)
+    page, errors = new_page(browser, server, PHONE)
+    context = page.context
     enter_password(page, server, "admin")
     expect(page).to_have_url(re.compile(r"/accounts/second-factor/setup/$"))
     expect(page.get_by_role("status")).to_contain_text("Your organisation requires a second factor")
@@ -89,7 +71,8 @@ def test_an_admin_is_made_to_enrol_an_authenticator_app_and_signs_in_with_it(bro
 
 
 def test_a_super_admin_enrols_a_passkey_and_signs_in_with_it(browser, server):
-    context, page, errors = new_page(browser, server, DESKTOP)
+    page, errors = new_page(browser, server, DESKTOP)
+    context = page.context
     cdp = context.new_cdp_session(page)
     cdp.send("WebAuthn.enable")
     authenticator = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
