@@ -461,8 +461,10 @@ def test_changing_factors_long_after_sign_in_needs_the_password_and_the_second_f
         right = client.post("/accounts/second-factor/setup/confirm/", {"password": PASSWORD})
         assert right["Location"] == "/accounts/second-factor/verify/"
         assert client.get("/accounts/second-factor/verify/").context["reauthenticating"]
+        key_before = client.session.session_key
         done = second_step(client, method="totp", code=totp_code(secret, 1))
         assert done["Location"] == "/accounts/second-factor/setup/"
+        assert client.session.session_key != key_before  # proving it again earns a new session key
         assert client.post("/accounts/second-factor/setup/recovery-codes/").status_code == 200
 
 

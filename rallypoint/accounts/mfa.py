@@ -477,4 +477,6 @@ def recently_authenticated(request) -> bool:
 
 
 def mark_reauthenticated(request) -> None:
+    """The person proved again who they are: note when, and give the session a new key (ASVS 7.2.4)."""
+    request.session.cycle_key()
     request.session[REAUTH_AT] = int(time.time())
