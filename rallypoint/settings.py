@@ -134,6 +134,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "rallypoint.accounts.passwords.ContextPasswordValidator"},
+    {"NAME": "rallypoint.accounts.passwords.GuessabilityPasswordValidator"},
 ]
 # Invitation and reset links: 24 hours (seed: "einmaliger Weblink, 24h").
 PASSWORD_RESET_TIMEOUT = 24 * 3600

@@ -131,3 +131,11 @@ def test_long_passphrases_are_welcome(client, request_link):
     assert len(long_one) > 128
     assert use(client, request_link(), password=long_one).status_code == 302
     assert request_link.user.__class__.objects.get(pk=request_link.user.pk).check_password(long_one)
+
+
+def test_guessable_passwords_are_refused_but_passphrases_pass(client, request_link):
+    for guessable in ("password1234", "iloveyou1234", "qwertyuiop123", "abcdefghijkl"):
+        response = use(client, request_link(), password=guessable)
+        assert response.status_code == 200, guessable
+        assert "too easy to guess" in response.content.decode()
+    assert use(client, request_link(), password="lantern orbit pickle meadow").status_code == 302
