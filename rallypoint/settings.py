@@ -154,6 +154,10 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 CSRF_COOKIE_NAME = "__Host-rp_csrf" if SESSION_COOKIE_SECURE else "rp_csrf"
 APP_TOKEN_IDLE_DAYS = env_int("RP_APP_TOKEN_IDLE_DAYS", 30, minimum=1)
 TRUSTED_PROXIES = parse_networks(env_list("RP_TRUSTED_PROXIES", []))
+if BEHIND_PROXY and not TRUSTED_PROXIES:
+    # Otherwise every client would share the proxy's address, and one attacker's failed sign-ins
+    # would make everybody wait.
+    raise ConfigError("RP_BEHIND_PROXY=true needs RP_TRUSTED_PROXIES (the address of your reverse proxy)")
 # Proof of work on sign-in, password-link request and invitation: PBKDF2 iterations per try and the
 # largest counter the browser may have to reach (it tries counters from 0 up).
 POW_COST = env_int("RP_POW_COST", 500, minimum=1, maximum=100_000)

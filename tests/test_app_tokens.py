@@ -10,9 +10,12 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.accounts.models import AppToken
+from rallypoint.accounts.tokens import issue_password_link
 from rallypoint.audit.models import SecurityEvent
 from rallypoint.tenants.roles import Role
+from tests.pow import pow_field
 
 
 def issue(client, name="Caretaker phone") -> str:
@@ -91,3 +94,40 @@ def test_the_web_page_shows_a_new_token_once(world, signed_in):
     assert token in response.content.decode()
     assert token not in client.get("/accounts/sessions/").content.decode()
     assert "Tablet" in client.get("/accounts/sessions/").content.decode()
+
+
+def test_a_password_reset_revokes_app_tokens(world, signed_in):
+    user = world.a.people[Role.MEMBER].user
+    token = issue(signed_in(Role.MEMBER))
+    assert set_a_new_password(user)
+    assert api(token).status_code == 401
+
+
+def set_a_new_password(user) -> bool:
+    """Use a real password link, as a person would."""
+    client = Client()
+    link = issue_password_link(user).split("/", 3)[3]
+    form_page = client.get("/" + link)["Location"]
+    password = "lantern orbit pickle meadow"
+    response = client.post(form_page, {"new_password1": password, "new_password2": password,
+                                       **pow_field(client, form_page)})
+    return response.status_code == 302
+
+
+def test_issuing_a_token_long_after_sign_in_needs_a_fresh_confirmation(world, signed_in):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        client = signed_in(Role.MEMBER)
+        clock.shift(timedelta(minutes=11))
+        response = client.post("/api/v1/app-tokens", data=json.dumps({"name": "Phone"}),
+                               content_type="application/json")
+        assert response.status_code == 403
+        web = client.post("/accounts/app-tokens/", {"name": "Phone"})
+        assert web.status_code == 302 and web["Location"].startswith("/accounts/second-factor/setup/confirm/")
+    assert not AppToken.objects.exists()
+
+
+def test_a_token_stops_when_a_second_factor_becomes_required_and_is_missing(world, signed_in):
+    token = issue(signed_in(Role.ADMIN))
+    assert api(token).status_code == 200
+    OrganizationSecurity.objects.filter(organization=world.org_a).update(second_factor="admins")
+    assert api(token).status_code == 401

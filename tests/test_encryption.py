@@ -146,3 +146,19 @@ def test_a_process_picks_up_a_key_added_elsewhere(world, settings, tmp_path):
         encryption._ring = stale  # this process has not noticed the new key yet
     assert Membership.objects.get(pk=world.a.people[Role.ADMIN].pk).full_name == "NameAaadminzq"
     assert encryption.ring().newest_id == "k2"
+
+
+def test_a_vanished_key_file_does_not_make_new_keys(world, settings, tmp_path):
+    use_a_copy_of_the_key_file(settings, tmp_path)
+    keys_before = encryption.ring().key_ids
+    settings.KEYRING_FILE.rename(tmp_path / "moved-away.json")
+    encryption.ring(reload=True)
+    assert not settings.KEYRING_FILE.exists()  # nothing was made in its place
+    assert encryption.ring().key_ids == keys_before
+    assert Membership.objects.get(pk=world.a.people[Role.ADMIN].pk).full_name == "NameAaadminzq"
+
+
+def test_values_left_out_of_a_query_are_loaded_when_read(world):
+    user = world.a.people[Role.LEAD].user
+    assert User.objects.only("pk").get(pk=user.pk).email == user.email
+    assert Membership.objects.defer("full_name").get(pk=world.a.people[Role.LEAD].pk).full_name == "NameAaleadzq"

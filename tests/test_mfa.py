@@ -19,6 +19,7 @@ from webauthn.helpers import bytes_to_base64url
 
 from rallypoint.accounts import mfa, throttle
 from rallypoint.accounts.mfa_models import OrganizationSecurity, Passkey, RecoveryCode, TotpDevice
+from rallypoint.accounts.models import UserSession
 from rallypoint.audit.models import AuditEntry, SecurityEvent
 from rallypoint.tenants.models import Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
@@ -465,6 +466,7 @@ def test_changing_factors_long_after_sign_in_needs_the_password_and_the_second_f
         done = second_step(client, method="totp", code=totp_code(secret, 1))
         assert done["Location"] == "/accounts/second-factor/setup/"
         assert client.session.session_key != key_before  # proving it again earns a new session key
+        assert not UserSession.objects.filter(session_key=key_before).exists()  # and the old one is gone
         assert client.post("/accounts/second-factor/setup/recovery-codes/").status_code == 200
 
 
@@ -501,3 +503,27 @@ def test_the_throttle_keys_are_the_ones_of_the_password(client, admin):
     second_step(client, method="totp", code="000000")
     keys = throttle.keys_for(admin.email, "127.0.0.1")
     assert throttle.SignInThrottle.objects.get(key=keys.account).failures == 1
+
+
+def test_codes_cannot_be_guessed_by_changing_addresses(client, admin):
+    """Someone holding the password tries codes from ever new addresses: the count is per person too."""
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        enrol_totp(admin)
+        clock.shift(timedelta(seconds=30))
+        password_step(client, admin.email)
+        statuses = []
+        for n in range(throttle.SECOND_FACTOR_TRIES):
+            response = client.post("/accounts/second-factor/verify/", {"method": "totp", "code": "123456"},
+                                   REMOTE_ADDR=f"2001:db8:{n}::1")
+            statuses.append(response.status_code)
+            clock.shift(timedelta(minutes=6))  # any wait has run out
+        assert statuses[-1] == 302 and "/accounts/login/" in response["Location"]  # the password again
+        assert signed_in_user(client) is None
+        assert client.get("/accounts/second-factor/verify/")["Location"].startswith("/accounts/login/")
+
+
+def test_ipv6_clients_count_per_64_network():
+    one = throttle.keys_for("a@example.org", "2001:db8:1:2::10")
+    same_net = throttle.keys_for("a@example.org", "2001:db8:1:2:ffff::99")
+    other_net = throttle.keys_for("a@example.org", "2001:db8:1:3::10")
+    assert one == same_net and one.account != other_net.account

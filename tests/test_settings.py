@@ -80,3 +80,9 @@ def test_the_readme_lists_every_variable(settings):
     read = {name for name in known if not (name.endswith("_FILE") and name.removesuffix("_FILE") in known)}
     assert read - documented == set(), "document these variables in the README"
     assert documented - read == set(), "the README names variables nobody reads"
+
+
+def test_behind_a_proxy_the_proxy_must_be_named(tmp_path):
+    result = _start({"RP_BEHIND_PROXY": "true"}, tmp_path)
+    assert result.returncode != 0 and "RP_BEHIND_PROXY=true needs RP_TRUSTED_PROXIES" in result.stderr
+    assert _start({"RP_BEHIND_PROXY": "true", "RP_TRUSTED_PROXIES": "127.0.0.1"}, tmp_path).returncode == 0

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from rallypoint.accounts import mfa
 from rallypoint.accounts.models import AppToken
 from rallypoint.audit.actions import record_security_event
 from rallypoint.audit.models import SecurityEvent
@@ -62,8 +63,8 @@ def authenticate(request, token: str) -> AppToken | None:
     if row is None or now - row.last_used_at > timedelta(days=settings.APP_TOKEN_IDLE_DAYS):
         return None
     role = effective_role(row.user, row.site)
-    if role is None:
-        return None
+    if role is None or (mfa.must_enroll(row.user) and not mfa.needs_second_step(row.user)):
+        return None  # no access left, or a second factor is now required and missing
     if now - row.last_used_at > TOUCH_EVERY:
         AppToken.objects.filter(pk=row.pk).update(last_used_at=now)
     request.user, request.site, request.site_role = row.user, row.site, role

@@ -143,7 +143,7 @@ def verify(request):
         return redirect(settings.LOGIN_URL)
     if request.method == "GET":
         return render(request, "accounts/mfa/verify.html", _verify_context(request, pending))
-    keys = throttle.keys_for(pending.user.email, request_ip(request))
+    keys = throttle.keys_for(pending.user.email, request_ip(request), person_id=pending.user.pk)
     wait = throttle.wait_seconds(keys)
     if wait:
         record_security_event(Kind.SIGN_IN_THROTTLED, request=request, user=pending.user)
@@ -155,6 +155,10 @@ def verify(request):
     wait = throttle.register_failure(keys)
     record_security_event(Kind.SIGN_IN_FAILED, request=request, user=pending.user,
                           detail={"second_factor": method[:16]})
+    if throttle.second_factor_failures(keys) >= throttle.SECOND_FACTOR_TRIES:
+        mfa.clear_pending(request)  # too many wrong codes: the password (and the bot check) again
+        messages.warning(request, _("Too many wrong codes. Please sign in again."))
+        return redirect(settings.LOGIN_URL)
     context = _verify_context(request, pending, wait=wait, failed=True, **forms_)
     return render(request, "accounts/mfa/verify.html", context, status=400)
 

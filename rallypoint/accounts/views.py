@@ -12,8 +12,9 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils import translation
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
@@ -128,6 +129,7 @@ class SetPasswordView(ProofOfWorkMixin, auth_views.PasswordResetConfirmView):
         record_security_event(Kind.RESET_USED, request=self.request, user=user)
         record_security_event(Kind.PASSWORD_CHANGED, request=self.request, user=user)
         end_sessions(user)  # a new password signs out every device
+        apptokens.revoke(AppToken.objects.filter(user=user), actor=user, request=self.request)
         messages.success(self.request, _("Your password is set. Sign in with your e-mail and new password."))
         return response
 
@@ -175,7 +177,7 @@ class ProfileForm(forms.ModelForm):
 def profile(request):
     form = ProfileForm(request.POST or None, instance=request.user)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        form.save(commit=False).save(update_fields=["language"])
         messages.success(request, _("Changes saved."))
         response = redirect("accounts:profile")
         response.delete_cookie("rp_language")
@@ -230,6 +232,8 @@ class AppTokenForm(forms.Form):
 @require_POST
 def app_token_issue(request):
     """Issue an app token for the current site; the token is shown on this page once, never in a URL."""
+    if not mfa.recently_authenticated(request):  # a stolen session must not mint a long-lived token
+        return redirect(f"{reverse('mfa:confirm')}?{urlencode({'next': reverse('accounts:sessions')})}")
     form = AppTokenForm(request.POST)
     if request.site is None or not form.is_valid():
         messages.error(request, _("Name the device the token is for."))

@@ -12,7 +12,7 @@ from ninja import NinjaAPI, Schema, Status
 from ninja.security import HttpBearer, django_auth
 
 from rallypoint.accounts import actions as people
-from rallypoint.accounts import apptokens
+from rallypoint.accounts import apptokens, mfa
 from rallypoint.accounts.forms import PersonForm
 from rallypoint.tenants.models import Group, Membership
 from rallypoint.tenants.roles import Perm, role_label
@@ -160,6 +160,8 @@ class AppTokenOut(Schema):
 def issue_app_token(request, payload: AppTokenIn):
     """Issue an app token for this device in the current site. The token is shown only in this answer."""
     _require_site(request)
+    if not mfa.recently_authenticated(request):
+        return Status(403, {"detail": "Sign in again (or confirm it is you) to issue an app token."})
     if not payload.name.strip():
         return Status(400, {"detail": {"name": ["Name the device."]}})
     row, token = apptokens.issue(user=request.user, site=request.site, name=payload.name, request=request)

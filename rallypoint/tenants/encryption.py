@@ -15,6 +15,7 @@ once, so ``rallypoint rotate-keys`` works while the service runs.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -24,15 +25,21 @@ from django.db import models
 
 from rallypoint.lib.crypto import DecryptionError, KeyRing, aad_for, decrypt, encrypt, key_id_of, load_or_create
 
+log = logging.getLogger("rallypoint.encryption")
 _lock = threading.Lock()
 _ring: KeyRing | None = None
 _file_state: tuple[float, float] = (0.0, 0.0)  # (when last checked, file mtime then)
 RECHECK_SECONDS = 5.0
 
 
-def _load() -> KeyRing:
+def _load(current: KeyRing | None) -> KeyRing:
+    """The ring from the environment or the key file. The file is made only on the very first load:
+    a file that disappears later keeps the keys this process has (new keys would orphan all data)."""
     if settings.ENCRYPTION_KEYS:
         return KeyRing.from_spec(settings.ENCRYPTION_KEYS, settings.ENCRYPTION_INDEX_KEY)
+    if current is not None and not settings.KEYRING_FILE.exists():
+        log.error("the key file is missing; keeping the keys already loaded", extra={"event": "keyring"})
+        return current
     return load_or_create(settings.KEYRING_FILE)
 
 
@@ -58,7 +65,7 @@ def ring(*, reload: bool = False) -> KeyRing:
     global _ring
     with _lock:
         if _ring is None or reload or _file_changed():
-            _ring = _load()
+            _ring = _load(_ring)
         return _ring
 
 
@@ -90,6 +97,8 @@ class _Descriptor:
     def __get__(self, instance, owner=None):
         if instance is None:
             return self
+        if self.field.attname not in instance.__dict__:  # left out by only()/defer(): load it now
+            instance.refresh_from_db(fields=[self.field.attname])
         value = instance.__dict__.get(self.field.attname)
         if isinstance(value, Ciphertext):
             value = decrypt_for(instance, self.field, value) if value else ""
