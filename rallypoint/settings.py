@@ -54,7 +54,8 @@ TLS = env_bool("RP_TLS", True)
 TLS_CERT_FILE = env_str("RP_TLS_CERT_FILE", str(DATA_DIR / "tls" / "cert.pem"))
 TLS_KEY_FILE = env_str("RP_TLS_KEY_FILE", str(DATA_DIR / "tls" / "key.pem"))
 BEHIND_PROXY = env_bool("RP_BEHIND_PROXY", False)
-BASE_URL = env_str("RP_BASE_URL", f"https://127.0.0.1:{PORT}").rstrip("/")
+# A host name, not an address: browsers accept passkeys (WebAuthn) only for names. localhost is 127.0.0.1.
+BASE_URL = env_str("RP_BASE_URL", f"https://localhost:{PORT}").rstrip("/")
 RUN_WORKER_IN_PROCESS = env_bool("RP_WORKER_IN_PROCESS", True)
 DEMO = env_bool("RP_DEMO", True)
 

@@ -30,7 +30,7 @@ def test_people_come_with_contact_data_only_for_admins(world, signed_in):
 
 def test_the_current_site_and_role(world, signed_in):
     data = signed_in(Role.LEAD).get("/api/v1/site").json()
-    assert data["name"] == world.a.site.name and data["role"] == "Crisis-team lead"
+    assert data["name"] == world.a.site.name and data["role"] == "lead" and data["role_label"] == "Crisis-team lead"
     assert "people.view_personal_data" not in data["permissions"]
 
 

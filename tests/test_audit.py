@@ -97,3 +97,13 @@ def test_entries_past_the_retention_period_are_purged_by_the_worker(world, setti
     assert not AuditEntry.objects.filter(pk=old.pk).exists()
     assert AuditEntry.objects.filter(pk=recent.pk).exists()
     assert purge_expired(now=timezone.now() + timedelta(days=2)) == 1
+
+
+def test_a_super_admin_also_sees_the_organisations_own_entries(world, signed_in):
+    client = signed_in(SUPER_ADMIN)
+    lead = world.a.people[Role.LEAD].user
+    assert client.post("/super-admins/", {"email": lead.email}).status_code == 302
+    body = client.get("/audit/", {"action": "role.granted"}).content.decode().split("<tbody>")[1]
+    assert "Role granted" in body and "superadmin" in body
+    admin_view = signed_in(Role.ADMIN).get("/audit/", {"action": "role.granted"}).content.decode()
+    assert "superadmin" not in admin_view.split("<tbody>")[1]

@@ -114,7 +114,9 @@ def test_pages_fit_a_phone_and_every_control_has_a_label(browser, server):
     sign_in(page, server, "superadmin")
     for path, name in (("/", "home"), ("/people/", "people"), ("/people/new/", "person-new"),
                        ("/groups/", "groups"), ("/audit/", "audit"), ("/sites/", "sites"),
-                       ("/people/import/", "import")):
+                       ("/people/import/", "import"), ("/audit/security/", "security"),
+                       ("/accounts/profile/", "profile"), ("/accounts/sessions/", "sessions"),
+                       ("/accounts/second-factor/setup/", "second-factor")):
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{path} is {width}px wide on a 360px phone"

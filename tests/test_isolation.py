@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -19,7 +20,8 @@ from django.utils.http import urlsafe_base64_encode
 from rallypoint.accounts.mfa_models import OrganizationSecurity, Passkey, TotpDevice
 from rallypoint.accounts.models import AppToken, User, UserSession
 from rallypoint.accounts.sessions import SessionStore
-from rallypoint.audit.models import AuditEntry
+from rallypoint.audit.actions import home_organization
+from rallypoint.audit.models import AuditEntry, SecurityEvent
 from rallypoint.tenants.models import Group, Membership, Site, SuperAdmin
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
 
@@ -276,3 +278,25 @@ def test_every_model_declares_the_site_it_belongs_to():
             site_field = next((f for f in model._meta.fields if f.name == "site"), None)
             assert site_field is not None and site_field.related_model is Site, (
                 f"{label} has no site: add one, or say in NOT_TENANT_DATA why it is not tenant data")
+
+
+def test_adding_someone_elses_address_gives_no_hold_over_that_person(world, client):
+    """Org B's admin adds org A's Super-admin by e-mail: B must not watch, sign out or re-invite them."""
+    target = world.super_a
+    target.set_password("lantern orbit pickle meadow")
+    target.save()
+    admin_b = world.b.people[Role.ADMIN].user
+    client.force_login(admin_b)
+    response = client.post("/people/new/", {"full_name": "Added", "email": target.email, "role": "guest"})
+    added = Membership.objects.get(site=world.b.site, user=target)
+    assert response.status_code == 302
+    victim = Client()
+    victim.force_login(target)  # a sign-in after the addition
+    SecurityEvent.objects.create(kind="sign_in.succeeded", user=target, client_ip="192.0.2.55",
+                                 organization=home_organization(target))
+    page = client.get("/audit/security/").content.decode()
+    assert "192.0.2.55" not in page
+    client.post(f"/people/{added.pk}/sessions/end/")
+    assert victim.get("/").status_code == 200  # still signed in
+    invite = client.post(f"/people/{added.pk}/invite/", follow=True).content.decode()
+    assert "already has a Rallypoint account" in invite

@@ -144,7 +144,8 @@ def has_any_access(user: User) -> bool:
 def end_person_sessions(*, actor, membership: Membership) -> int:
     """An administrator signs a person out on every device (e.g. a lost phone)."""
     require_perm(actor, membership.site, Perm.MANAGE_PEOPLE)
-    ended = end_sessions(membership.user)
+    # Sessions are not per site: only an organisation that holds all of the person's access ends them.
+    ended = end_sessions(membership.user) if identity_editable_by(membership.user, membership.site) else 0
     ended += apptokens.revoke(AppToken.objects.filter(user=membership.user, site=membership.site), actor=actor)
     record_security_event(SecurityEvent.Kind.SESSION_REVOKED, user=membership.user, site=membership.site,
                           actor=actor, detail={"all": True, "count": ended})
@@ -177,6 +178,9 @@ def invite_person(*, actor, membership: Membership) -> bool:
     user = membership.user
     if not (membership.is_active and user.is_active) or user.is_support:
         raise ValidationError(_("Only active people can be invited."))
+    if user.has_usable_password() and not identity_editable_by(user, site):
+        raise ValidationError(_("This person already has a Rallypoint account from another organisation and "
+                                "signs in with it; no invitation is needed."))
     with translation.override(user.language or translation.get_language()):
         context = {"site": site, "link": issue_password_link(user), "name": membership.full_name}
         subject = _("Your Rallypoint access for %(site)s") % {"site": site.name}

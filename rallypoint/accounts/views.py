@@ -148,7 +148,8 @@ def reset_request(request):
         context = {"form": form, "pow_failed": POW_FAILED, "pow_challenge": pow.new_challenge()}
         return render(request, "accounts/reset_request.html", context, status=400)
     if request.method == "POST" and form.is_valid():
-        user = User.objects.by_email(form.cleaned_data["email"]).filter(is_active=True, is_support=False).first()
+        # Support accounts too: support sets its password through this flow (until the customer deletes it).
+        user = User.objects.by_email(form.cleaned_data["email"]).filter(is_active=True).first()
         if user is not None and user.memberships.filter(is_active=True).exists():
             _send_reset_link(request, user)
         messages.info(request, _("If the address belongs to an account, a link is on its way. "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
+from django.utils.translation import gettext as _
 from ninja import NinjaAPI, Schema, Status
 from ninja.security import HttpBearer, django_auth
 
@@ -39,7 +40,7 @@ api = NinjaAPI(
 
 @api.exception_handler(PermissionDenied)
 def _forbidden(request, exc):
-    return api.create_response(request, {"detail": "You may not do this in this site."}, status=403)
+    return api.create_response(request, {"detail": _("You may not do this in this site.")}, status=403)
 
 
 @api.exception_handler(ValidationError)
@@ -58,6 +59,7 @@ class SiteOut(Schema):
     organization: str
     time_zone: str
     role: str
+    role_label: str
     permissions: list[str]
 
 
@@ -100,17 +102,17 @@ def _person(request, membership: Membership) -> dict:
     return out
 
 
-@api.get("/v1/site", response={200: SiteOut, 403: ErrorOut}, tags=["sites"])
+@api.get("/v1/site", response={200: SiteOut, 401: ErrorOut, 403: ErrorOut}, tags=["sites"])
 def current_site(request):
     """The site the caller works in now, their role and permissions there."""
     _require_site(request)
     site = request.site
     return {"id": site.pk, "name": site.name, "organization": site.organization.name,
-            "time_zone": site.time_zone, "role": role_label(request.site_role),
+            "time_zone": site.time_zone, "role": request.site_role, "role_label": role_label(request.site_role),
             "permissions": sorted(p.value for p in request.site_perms)}
 
 
-@api.get("/v1/people", response={200: list[PersonOut], 403: ErrorOut}, tags=["people"])
+@api.get("/v1/people", response={200: list[PersonOut], 401: ErrorOut, 403: ErrorOut}, tags=["people"])
 def list_people(request):
     """People of the site. Contact data only for Administrators and Super-admins."""
     _require_site(request)
@@ -121,18 +123,19 @@ def list_people(request):
     return [_person(request, m) for m in qs.by_name()]
 
 
-@api.get("/v1/people/{membership_id}", response={200: PersonOut, 403: ErrorOut, 404: ErrorOut},
+@api.get("/v1/people/{membership_id}", response={200: PersonOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
          tags=["people"])
 def get_person(request, membership_id: int):
     _require_site(request)
     check_request(request, Perm.VIEW_DIRECTORY)
     membership = get_membership_for_request(request, membership_id)
-    if Perm.VIEW_PERSONAL_DATA not in request.site_perms and not membership.is_active:
-        raise Http404
+    if Perm.VIEW_PERSONAL_DATA not in request.site_perms and (
+            not membership.is_active or membership.user.is_support):
+        raise Http404  # the same people as in the list
     return _person(request, membership)
 
 
-@api.post("/v1/people", response={201: PersonOut, 400: ErrorOut, 403: ErrorOut}, tags=["people"])
+@api.post("/v1/people", response={201: PersonOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut}, tags=["people"])
 def create_person(request, payload: PersonIn):
     """Add a person to the site (no invitation is sent)."""
     _require_site(request)
@@ -155,20 +158,20 @@ class AppTokenOut(Schema):
     token: str
 
 
-@api.post("/v1/app-tokens", response={201: AppTokenOut, 400: ErrorOut, 403: ErrorOut}, auth=django_auth,
-          tags=["sign-in"])
+@api.post("/v1/app-tokens", response={201: AppTokenOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut},
+          auth=django_auth, tags=["sign-in"])
 def issue_app_token(request, payload: AppTokenIn):
     """Issue an app token for this device in the current site. The token is shown only in this answer."""
     _require_site(request)
     if not mfa.recently_authenticated(request):
-        return Status(403, {"detail": "Sign in again (or confirm it is you) to issue an app token."})
+        return Status(403, {"detail": _("Sign in again (or confirm it is you) to issue an app token.")})
     if not payload.name.strip():
-        return Status(400, {"detail": {"name": ["Name the device."]}})
+        return Status(400, {"detail": {"name": [_("Name the device.")]}})
     row, token = apptokens.issue(user=request.user, site=request.site, name=payload.name, request=request)
     return Status(201, {"id": row.pk, "name": row.name, "token": token})
 
 
-@api.get("/v1/groups", response={200: list[GroupOut], 403: ErrorOut}, tags=["groups"])
+@api.get("/v1/groups", response={200: list[GroupOut], 401: ErrorOut, 403: ErrorOut}, tags=["groups"])
 def list_groups(request):
     _require_site(request)
     check_request(request, Perm.VIEW_GROUPS)
@@ -176,7 +179,8 @@ def list_groups(request):
     return [_group(g) for g in groups]
 
 
-@api.get("/v1/groups/{group_id}", response={200: GroupOut, 403: ErrorOut, 404: ErrorOut}, tags=["groups"])
+@api.get("/v1/groups/{group_id}", response={200: GroupOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+         tags=["groups"])
 def get_group(request, group_id: int):
     _require_site(request)
     check_request(request, Perm.VIEW_GROUPS)

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from rallypoint.audit.models import AuditEntry, SecurityEvent
 from rallypoint.lib.net import client_ip
-from rallypoint.tenants.models import Organization
+from rallypoint.tenants.models import Membership, Organization, SuperAdmin
 
 #: Field names whose values are personal data: stored as fingerprints only.
 PERSONAL_FIELDS = frozenset({"email", "full_name", "phone", "department"})
@@ -87,18 +87,28 @@ def request_ip(request) -> str | None:
     return client_ip(meta.get("REMOTE_ADDR", ""), meta.get("HTTP_X_FORWARDED_FOR"), settings.TRUSTED_PROXIES)
 
 
-def _organizations_of(user) -> list[Organization]:
-    return list(Organization.objects.filter(
-        models.Q(sites__memberships__user=user) | models.Q(super_admins__user=user)).distinct())
+def home_organization(user) -> Organization | None:
+    """The organisation that first gave this person access.
+
+    Events before a site is chosen (sign-ins, password links) go there only: anyone can add an
+    e-mail address to their own site, and that must not let them watch the person's sign-ins.
+    """
+    first_membership = (Membership.objects.filter(user=user).select_related("site__organization")
+                        .order_by("created_at", "pk").first())
+    first_super = SuperAdmin.objects.filter(user=user).select_related("organization").order_by(
+        "created_at", "pk").first()
+    candidates = [(m.created_at, m.site.organization) for m in [first_membership] if m]
+    candidates += [(s.created_at, s.organization) for s in [first_super] if s]
+    return min(candidates, key=lambda c: c[0])[1] if candidates else None
 
 
 def record_security_event(kind: str, *, request=None, user=None, site=None, organization=None, actor=None,
                           detail: Mapping[str, object] | None = None) -> int:
     """Record a security event; returns how many rows were written.
 
-    In a site (or an organisation): one row for it. Otherwise one row per organisation of ``user``
-    (their administrators see it), or one installation-level row when nobody is
-    known (a failed sign-in for an unused address).
+    In a site (or an organisation): one row for it. Otherwise one row for the person's home
+    organisation (:func:`home_organization`), or one installation-level row when nobody is known
+    (a failed sign-in for an unused address).
     """
     common = {"kind": kind, "user": user if user is not None and user.pk else None,
               "actor": actor if actor is not None and actor.pk else None,
@@ -108,8 +118,7 @@ def record_security_event(kind: str, *, request=None, user=None, site=None, orga
     elif organization is not None:
         rows = [SecurityEvent(organization=organization, **common)]
     elif common["user"] is not None:
-        rows = [SecurityEvent(organization=org, **common) for org in _organizations_of(user)]
-        rows = rows or [SecurityEvent(**common)]
+        rows = [SecurityEvent(organization=home_organization(user), **common)]
     else:
         rows = [SecurityEvent(**common)]
     SecurityEvent.objects.bulk_create(rows)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.conf import settings
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_GET
 from rallypoint.audit.actions import security_events_for_site
 from rallypoint.audit.models import AuditEntry, SecurityEvent
 from rallypoint.tenants.models import Group, Membership
-from rallypoint.tenants.roles import Perm
+from rallypoint.tenants.roles import SUPER_ADMIN, Perm
 from rallypoint.tenants.scoping import site_permission_required
 
 ACTION_LABELS = {
@@ -55,8 +56,18 @@ class AuditFilterForm(forms.Form):
         self.fields["actor"].choices = [("", _("Anyone"))] + [(m.user_id, m.full_name) for m in people]
 
 
-def _filtered(site, form: AuditFilterForm):
-    entries = AuditEntry.objects.filter(site=site)
+def entries_for(request):
+    """The site's entries; for a Super-admin also the organisation's own (sites, Super-admins, rules)."""
+    site = request.site
+    scope = Q(site=site)
+    if request.site_role == SUPER_ADMIN:
+        scope |= Q(site__isnull=True, organization_id=site.organization_id)
+    return AuditEntry.objects.filter(scope)
+
+
+def _filtered(request, form: AuditFilterForm):
+    site = request.site
+    entries = entries_for(request)
     if not form.is_valid():
         return entries.none()
     data = form.cleaned_data
@@ -103,7 +114,7 @@ def _display(value) -> str:
 def audit_list(request):
     site = request.site
     form = AuditFilterForm(request.GET or None, site=site)
-    entries = _filtered(site, form) if request.GET else AuditEntry.objects.filter(site=site)
+    entries = _filtered(request, form) if request.GET else entries_for(request)
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
     names = _object_names(site, page.object_list)
     actors = {m.user_id: m.full_name for m in Membership.objects.for_site(site).filter(

@@ -2,16 +2,16 @@ from __future__ import annotations
 
 from django.db import connection
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 
-@require_GET
+@require_safe
 def healthz(request):
     """The process is alive and answers."""
     return JsonResponse({"status": "ok"})
 
 
-@require_GET
+@require_safe
 def readyz(request):
     """The process can serve: its database answers."""
     try:

@@ -5,6 +5,7 @@ import secrets
 from django.http import HttpResponseBadRequest
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import translation
+from django.utils.translation import gettext
 
 # script-src: only scripts whose tag carries this response's nonce run (plus what they load,
 # 'strict-dynamic'). 'self' is kept purely as a fallback for browsers without CSP level 3: a
@@ -78,11 +79,13 @@ class SensitiveQueryParameterMiddleware:
         if request.META.get("QUERY_STRING"):
             refused = sorted({name.strip().lower() for name in request.GET} & SENSITIVE_QUERY_PARAMETERS)
             if refused:
-                return HttpResponseBadRequest(
-                    "Bad request: credentials, tokens and personal data must not be sent in the URL "
-                    f"(refused query parameter: {', '.join(refused)}). Send them in the body of a POST request.\n",
-                    content_type="text/plain; charset=utf-8",
-                )
+                # This runs before LocaleMiddleware: pick the language from the request ourselves.
+                with translation.override(translation.get_language_from_request(request)):
+                    text = gettext(
+                        "Bad request: credentials, tokens and personal data must not be sent in the URL "
+                        "(refused query parameter: %(names)s). Send them in the body of a POST request."
+                    ) % {"names": ", ".join(refused)}
+                return HttpResponseBadRequest(text + "\n", content_type="text/plain; charset=utf-8")
         return self.get_response(request)
 
 

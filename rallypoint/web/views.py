@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from rallypoint.tenants.middleware import SESSION_KEY
@@ -32,7 +33,7 @@ def switch_site(request):
     site_id = request.POST.get("site", "")
     site = accessible_sites(request.user).filter(pk=site_id).first() if site_id.isdigit() else None
     if site is None:
-        return HttpResponseBadRequest("Unknown site.")
+        return HttpResponseBadRequest(_("You do not belong to that site."))
     request.session[SESSION_KEY] = site.pk
     # Another site is another context: a fresh session key, so nothing carries over.
     request.session.cycle_key()
@@ -43,7 +44,7 @@ def switch_site(request):
 def set_language(request):
     language = request.POST.get("language", "")
     if language not in dict(settings.LANGUAGES):
-        return HttpResponseBadRequest("Unknown language.")
+        return HttpResponseBadRequest(_("This language is not available."))
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
                                            require_https=request.is_secure()):

@@ -22,9 +22,8 @@ class Command(BaseCommand):
         if settings.TLS and ensure_self_signed(Path(settings.TLS_CERT_FILE), Path(settings.TLS_KEY_FILE),
                                                settings.ALLOWED_HOSTS):
             self.stdout.write(f"Made a self-signed TLS certificate: {settings.TLS_CERT_FILE}")
-        scheme = "https" if settings.TLS else "http"
-        self.stdout.write(f"Rallypoint serves {scheme}://{settings.LISTEN_HOST}:{settings.PORT}/ "
-                          "— stop with Ctrl-C.")
+        self.stdout.write(f"Rallypoint serves {settings.BASE_URL}/ (listening on {settings.LISTEN_HOST}:"
+                          f"{settings.PORT}) — stop with Ctrl-C.")
         self.stdout.flush()
         serve()
         self.stdout.write("Rallypoint stopped.")
