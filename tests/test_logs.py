@@ -10,9 +10,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+from datetime import timedelta
 
+import pyotp
 import pytest
+import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from rallypoint.accounts.models import email_index
 from rallypoint.lib.jsonlog import JsonFormatter, RedactionFilter, redact
@@ -82,6 +87,7 @@ def test_main_flows_log_no_personal_data(world, signed_in, client, captured, dja
     client.get("/accounts/sessions/", REMOTE_ADDR=CLIENT)
     client.post("/accounts/app-tokens/", {"name": MARK["full_name"]}, REMOTE_ADDR=CLIENT)
     client.get("/?email=" + MARK["email"], REMOTE_ADDR=CLIENT)  # refused: personal data in a query string
+    _second_factor_flows(client, user)
     client.post("/accounts/sessions/end-all/", REMOTE_ADDR=CLIENT)
     output = captured.getvalue()
     assert output, "the flows logged nothing at all: the capture is broken"
@@ -89,6 +95,31 @@ def test_main_flows_log_no_personal_data(world, signed_in, client, captured, dja
         assert marker not in output, f"personal data {marker!r} in the logs"
     for line in output.splitlines():
         json.loads(line)  # every line is structured JSON
+
+
+def _second_factor_flows(client, user) -> None:
+    """Enrol an authenticator app, fail and pass the second step, use a recovery code."""
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        client.force_login(user)  # a fresh sign-in: changing factors needs one within ten minutes
+        page = client.post("/accounts/second-factor/setup/totp/", {"action": "start"}, follow=True).content.decode()
+        secret = re.search(r"data-totp-secret>([A-Z2-7 ]+)<", page).group(1).replace(" ", "")
+        done = client.post("/accounts/second-factor/setup/totp/", {"action": "confirm",
+                                                                   "code": pyotp.TOTP(secret).now()})
+        codes = re.findall(r"<code>([0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4})</code>", done.content.decode())
+        assert codes, "enrolment did not finish"
+        client.post("/accounts/logout/", REMOTE_ADDR=CLIENT)
+        clock.shift(timedelta(seconds=30))
+        for code in ("000000", pyotp.TOTP(secret).now()):
+            client.post("/accounts/login/", {"username": MARK["email"], "password": PASSWORD,
+                                             **pow_field(client, "/accounts/login/")}, REMOTE_ADDR=CLIENT)
+            client.post("/accounts/second-factor/verify/", {"method": "totp", "code": code}, REMOTE_ADDR=CLIENT)
+        assert client.get("/").status_code == 200  # signed in with the second factor
+        client.post("/accounts/logout/", REMOTE_ADDR=CLIENT)
+        client.post("/accounts/login/", {"username": MARK["email"], "password": PASSWORD,
+                                         **pow_field(client, "/accounts/login/")}, REMOTE_ADDR=CLIENT)
+        client.post("/accounts/second-factor/verify/", {"method": "recovery", "recovery_code": codes[0]},
+                    REMOTE_ADDR=CLIENT)
+        assert client.get("/").status_code == 200
 
 
 def test_the_redaction_filter_masks_what_slips_through():
