@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 
 from django.conf import settings
@@ -68,10 +68,6 @@ def record(*, actor, organization, site, action: str, object_type: str, object_i
         changes=dict(changes or {}),
         batch=batch,
     )
-
-
-def record_many(entries: Iterable[dict]) -> None:
-    AuditEntry.objects.bulk_create(AuditEntry(**entry) for entry in entries)
 
 
 def purge_expired(now=None) -> int:

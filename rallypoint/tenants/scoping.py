@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import render
 
-from rallypoint.tenants.models import Group, Membership, Organization, Site, SuperAdmin
+from rallypoint.tenants.models import Group, Membership, Site, SuperAdmin
 from rallypoint.tenants.roles import SUPER_ADMIN, Perm, permissions_for
 
 
@@ -99,9 +99,6 @@ def get_site_for_request(request, site_id: int) -> Site:
     except Site.DoesNotExist:
         raise Http404 from None
 
-
-def current_organization(request) -> Organization | None:
-    return request.site.organization if request.site else None
 
 
 def site_permission_required(perm: Perm):
