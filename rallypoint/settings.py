@@ -82,6 +82,10 @@ INSTALLED_APPS = [
     "rallypoint.tenants",
     "rallypoint.audit",
     "rallypoint.ops",
+    "rallypoint.alarms",
+    "rallypoint.notify",
+    "rallypoint.realtime",
+    "rallypoint.integrations",
     "rallypoint.web",
 ]
 
@@ -213,6 +217,25 @@ ENCRYPTION_INDEX_KEY = env_secret("RP_ENCRYPTION_INDEX_KEY")
 if bool(ENCRYPTION_KEYS) != bool(ENCRYPTION_INDEX_KEY):
     raise ConfigError("set both RP_ENCRYPTION_KEYS and RP_ENCRYPTION_INDEX_KEY, or neither")
 KEYRING_FILE = Path(env_str("RP_KEYRING_FILE", str(DATA_DIR / "keyring.json")))
+
+# Alarm delivery. A claimed delivery whose worker died is taken over when its lease runs out.
+REDIS_URL = env_str("RP_REDIS_URL", "")
+DELIVERY_LEASE_SECONDS = env_int("RP_DELIVERY_LEASE_SECONDS", 30, minimum=1, maximum=3600)
+DELIVERY_MAX_ATTEMPTS = env_int("RP_DELIVERY_MAX_ATTEMPTS", 8, minimum=1, maximum=100)
+WORKER_THREADS = env_int("RP_WORKER_THREADS", 16, minimum=1, maximum=256)
+WORKER_BATCH = env_int("RP_WORKER_BATCH", 500, minimum=1, maximum=10_000)
+# One-tap answer links in e-mail and SMS stay valid this long (and work once).
+ANSWER_LINK_MINUTES = env_int("RP_ANSWER_LINK_MINUTES", 120, minimum=1, maximum=7 * 24 * 60)
+# SMS and voice calls go through an HTTP gateway (see docs/channels.md); empty: not configured.
+SMS_GATEWAY_URL = env_str("RP_SMS_GATEWAY_URL", "")
+SMS_GATEWAY_TOKEN = env_secret("RP_SMS_GATEWAY_TOKEN", "") or ""
+VOICE_GATEWAY_URL = env_str("RP_VOICE_GATEWAY_URL", "")
+VOICE_GATEWAY_TOKEN = env_secret("RP_VOICE_GATEWAY_TOKEN", "") or ""
+# Web Push: the VAPID key pair (made on first start) and the push services a browser may name.
+VAPID_KEY_FILE = Path(env_str("RP_VAPID_KEY_FILE", str(DATA_DIR / "vapid.pem")))
+PUSH_SERVICE_HOSTS = env_list("RP_PUSH_SERVICE_HOSTS", [
+    "fcm.googleapis.com", "updates.push.services.mozilla.com", "web.push.apple.com", "*.notify.windows.com",
+])
 
 AUDIT_RETENTION_DAYS = env_int("RP_AUDIT_RETENTION_DAYS", 90, minimum=1)
 SECURITY_EVENT_RETENTION_DAYS = env_int("RP_SECURITY_EVENT_RETENTION_DAYS", 90, minimum=1)

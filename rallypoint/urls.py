@@ -10,6 +10,9 @@ urlpatterns = [
     path("accounts/", include("rallypoint.accounts.urls")),
     path("audit/", include("rallypoint.audit.urls")),
     path("api/", api.urls),
+    path("", include("rallypoint.alarms.urls")),
+    path("", include("rallypoint.notify.urls")),
+    path("", include("rallypoint.integrations.urls")),
     path("", include("rallypoint.tenants.urls")),
     path("", include("rallypoint.web.urls")),
 ]

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from django.conf import settings
 
+from rallypoint.notify.worker import DeliveryWorker
 from rallypoint.ops import scheduler
 
 
@@ -51,16 +52,26 @@ async def redirect_app(scope, receive, send):
 
 def serve() -> None:
     stop_worker = threading.Event()
-    worker = None
+    threads = []
     if settings.RUN_WORKER_IN_PROCESS:
-        worker = threading.Thread(target=scheduler.loop, args=(stop_worker,), name="worker", daemon=True)
-        worker.start()
+        threads = start_worker_threads(stop_worker)
     try:
         asyncio.run(_serve_all())
     finally:
         stop_worker.set()
-        if worker is not None:
-            worker.join(timeout=10)
+        for thread in threads:
+            thread.join(timeout=10)
+
+
+def start_worker_threads(stop: threading.Event) -> list[threading.Thread]:
+    """The worker's two loops: periodic jobs, and alarm deliveries with escalation."""
+    threads = [
+        threading.Thread(target=scheduler.loop, args=(stop,), name="jobs", daemon=True),
+        threading.Thread(target=DeliveryWorker().loop, args=(stop,), name="deliveries", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 async def _serve_all() -> None:

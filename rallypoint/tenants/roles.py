@@ -38,6 +38,11 @@ class Perm(StrEnum):
     MANAGE_GROUPS = "groups.manage"
     VIEW_AUDIT = "audit.view"
     VIEW_SECURITY_EVENTS = "security_events.view"
+    TRIGGER_ALARMS = "alarms.trigger"
+    VIEW_COCKPIT = "alarms.view_cockpit"
+    MANAGE_ALARMS = "alarms.manage"
+    MANAGE_SCENARIOS = "scenarios.manage"
+    MANAGE_API_KEYS = "api_keys.manage"
 
 
 PERMISSION_TEXT: dict[Perm, str] = {
@@ -52,21 +57,28 @@ PERMISSION_TEXT: dict[Perm, str] = {
     Perm.MANAGE_GROUPS: _("Create, change and delete groups"),
     Perm.VIEW_AUDIT: _("Browse the audit trail of the site"),
     Perm.VIEW_SECURITY_EVENTS: _("See the security events (sign-ins, failures, grants) of the site's people"),
+    Perm.TRIGGER_ALARMS: _("Trigger the alarms whose scenario allows their role or group"),
+    Perm.VIEW_COCKPIT: _("See the live cockpit: active alarms, their timeline, who has answered"),
+    Perm.MANAGE_ALARMS: _("Update, raise and end alarms"),
+    Perm.MANAGE_SCENARIOS: _("Create and change alarm scenarios, their levels and escalation rules"),
+    Perm.MANAGE_API_KEYS: _("Create, rotate and revoke the site's API keys"),
 }
 
 _ADMIN = frozenset({
     Perm.VIEW_SITE, Perm.MANAGE_SITE, Perm.VIEW_DIRECTORY, Perm.VIEW_PERSONAL_DATA,
     Perm.MANAGE_PEOPLE, Perm.VIEW_GROUPS, Perm.MANAGE_GROUPS, Perm.VIEW_AUDIT, Perm.VIEW_SECURITY_EVENTS,
+    Perm.TRIGGER_ALARMS, Perm.VIEW_COCKPIT, Perm.MANAGE_ALARMS, Perm.MANAGE_SCENARIOS, Perm.MANAGE_API_KEYS,
 })
-_CRISIS_TEAM = frozenset({Perm.VIEW_SITE, Perm.VIEW_DIRECTORY, Perm.VIEW_GROUPS})
+_CRISIS_TEAM = frozenset({Perm.VIEW_SITE, Perm.VIEW_DIRECTORY, Perm.VIEW_GROUPS, Perm.TRIGGER_ALARMS,
+                          Perm.VIEW_COCKPIT})
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     SUPER_ADMIN: _ADMIN | {Perm.MANAGE_ORG_SITES, Perm.MANAGE_SUPER_ADMINS},
     Role.ADMIN: _ADMIN,
-    Role.LEAD: _CRISIS_TEAM,
+    Role.LEAD: _CRISIS_TEAM | {Perm.MANAGE_ALARMS},
     Role.MEMBER: _CRISIS_TEAM,
-    Role.EMPLOYEE: frozenset({Perm.VIEW_SITE}),
-    Role.GUEST: frozenset({Perm.VIEW_SITE}),
+    Role.EMPLOYEE: frozenset({Perm.VIEW_SITE, Perm.TRIGGER_ALARMS}),
+    Role.GUEST: frozenset({Perm.VIEW_SITE, Perm.TRIGGER_ALARMS}),
 }
 
 ROLE_ORDER: list[str] = [SUPER_ADMIN, Role.ADMIN, Role.LEAD, Role.MEMBER, Role.EMPLOYEE, Role.GUEST]

@@ -3,17 +3,17 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from rallypoint.ops import scheduler
+from rallypoint.ops.server import start_worker_threads
 
 
 class Command(BaseCommand):
-    help = "Run the worker: periodic jobs (retention purge, …) until SIGINT or SIGTERM."
+    help = "Run a worker: alarm deliveries and escalations, and periodic jobs (retention purge …), until SIGINT or SIGTERM."
 
-    def add_arguments(self, parser):
-        parser.add_argument("--poll", type=float, default=5.0, help="seconds between checks for due jobs")
-
-    def handle(self, *args, poll, **options):
+    def handle(self, *args, **options):
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        scheduler.loop(stop, poll_seconds=poll)
+        threads = start_worker_threads(stop)
+        stop.wait()
+        for thread in threads:
+            thread.join(timeout=30)

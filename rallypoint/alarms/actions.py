@@ -1,0 +1,360 @@
+"""Raising, updating, answering, escalating and ending alarms.
+
+Each function checks permission (``user=None`` with an ``api_key`` is another
+system; ``user=None`` alone is Rallypoint itself, e.g. an escalation), then
+writes in one transaction: the alarm, its timeline event, one recipient row
+per person, one delivery row per recipient × channel (the outbox), the audit
+entry and the stream event. Workers and clients learn of it only after commit.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from datetime import timedelta
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from rallypoint.alarms.models import Alarm, AlarmEvent, AlarmRecipient, Level, Scenario
+from rallypoint.audit.actions import record
+from rallypoint.notify.models import Delivery
+from rallypoint.realtime import events
+from rallypoint.realtime.models import StreamEvent
+from rallypoint.tenants.models import Group, Membership, Site
+from rallypoint.tenants.roles import SUPER_ADMIN, Perm, Role
+from rallypoint.tenants.scoping import effective_role, has_perm
+
+BATCH = 2000
+#: Follow-up messages (update, all-clear) go only where a person reads them anyway, never as a call.
+FOLLOW_UP_CHANNELS = {"push", "email", "sms", "apprise"}
+
+
+def membership_of(user, site: Site) -> Membership | None:
+    if user is None or not user.is_authenticated:
+        return None
+    return Membership.objects.filter(site=site, user=user, is_active=True).first()
+
+
+def can_trigger(user, site: Site, scenario: Scenario) -> bool:
+    """Scenario rules: the listed roles or groups; no list at all means everyone at the site."""
+    if scenario.site_id != site.pk or not scenario.is_active:
+        return False
+    role = effective_role(user, site)
+    if role is None or not has_perm(user, site, Perm.TRIGGER_ALARMS):
+        return False
+    if role in (SUPER_ADMIN, Role.ADMIN):
+        return True
+    if not scenario.trigger_roles and not scenario.trigger_groups.exists():
+        return True
+    if role in scenario.trigger_roles:
+        return True
+    return scenario.trigger_groups.filter(members__user=user, members__site=site).exists()
+
+
+def triggerable_scenarios(user, site: Site) -> list[Scenario]:
+    scenarios = Scenario.objects.for_site(site).filter(is_active=True).prefetch_related("levels")
+    return [s for s in scenarios if s.levels.all() and can_trigger(user, site, s)]
+
+
+def resolve_recipients(level: Level) -> dict[int, list[int]]:
+    """``{membership id: [ids of the level's groups that include the person]}`` of active people."""
+    people: dict[int, list[int]] = {}
+    active = Membership.objects.for_site(level.site_id).active()
+    roles = [r for r in level.recipient_roles if r in Role.values]
+    for pk in active.filter(Q(role__in=roles) | Q(pk__in=level.recipient_people.all())).values_list("pk", flat=True):
+        people.setdefault(pk, [])
+    rows = Group.members.through.objects.filter(group__in=level.recipient_groups.all(),
+                                                membership__in=active).values_list("membership_id", "group_id")
+    for membership_id, group_id in rows:
+        people.setdefault(membership_id, []).append(group_id)
+    return people
+
+
+def public_alarm(alarm: Alarm) -> dict:
+    """What every recipient may see of an alarm: no personal data."""
+    scenario, level = alarm.scenario, alarm.level
+    return {
+        "id": alarm.pk, "scenario": scenario.name, "scenario_id": scenario.pk, "category": scenario.category,
+        "priority": scenario.priority, "color": scenario.color, "icon": scenario.icon,
+        "sound": "none" if scenario.silent else scenario.sound, "silent": scenario.silent,
+        "level": level.name, "level_id": level.pk, "requires_acceptance": level.requires_acceptance,
+        "is_drill": alarm.is_drill, "state": alarm.state, "location": alarm.location_text,
+        "latitude": alarm.latitude, "longitude": alarm.longitude, "answers": alarm.answers,
+        "note": alarm.note, "started_at": alarm.started_at.isoformat(),
+        "ended_at": alarm.ended_at.isoformat() if alarm.ended_at else None, "end_reason": alarm.end_reason,
+        "triggered_by": alarm.triggered_by_id,
+    }
+
+
+def _event(alarm: Alarm, kind: str, actor: Membership | None, data: dict, stream_type: str) -> None:
+    AlarmEvent.objects.create(site_id=alarm.site_id, alarm=alarm, kind=kind, actor=actor, data=data)
+    events.append(alarm.site_id, stream_type, {"alarm": public_alarm(alarm), "change": kind, **data},
+                  audience=StreamEvent.Audience.ALARM, alarm_id=alarm.pk)
+
+
+def _add_recipients(alarm: Alarm, level: Level, people: dict[int, list[int]]) -> list[AlarmRecipient]:
+    """Recipient rows for people not yet on the alarm; returns the new rows."""
+    known = set(AlarmRecipient.objects.filter(alarm=alarm).values_list("membership_id", flat=True))
+    rows = [AlarmRecipient(site_id=alarm.site_id, alarm=alarm, membership_id=pk, level=level, group_ids=groups,
+                           link_nonce=secrets.token_hex(8))
+            for pk, groups in people.items() if pk not in known]
+    return AlarmRecipient.objects.bulk_create(rows, batch_size=BATCH)
+
+
+def _queue(alarm: Alarm, recipient_ids, channels, event: str) -> int:
+    now = timezone.now()
+    rows = [Delivery(site_id=alarm.site_id, alarm=alarm, recipient_id=rid, channel=channel, event=event,
+                     priority=alarm.scenario.priority, next_attempt_at=now)
+            for rid in recipient_ids for channel in channels]
+    Delivery.objects.bulk_create(rows, batch_size=BATCH)
+    return len(rows)
+
+
+def _validate_trigger(site, scenario, level, is_drill, answers, latitude, longitude) -> None:
+    if scenario.site_id != site.pk or level.scenario_id != scenario.pk:
+        raise ValidationError({"level": _("This level does not belong to the scenario.")})
+    if is_drill and not scenario.allow_drill:
+        raise ValidationError({"is_drill": _("This scenario cannot be run as a drill.")})
+    if (latitude is None) != (longitude is None):
+        raise ValidationError({"latitude": _("Give both latitude and longitude, or neither.")})
+    if latitude is not None and not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        raise ValidationError({"latitude": _("This is not a position on earth.")})
+    questions = {q.text: q for q in scenario.questions.all()}
+    for item in answers:
+        if item.get("question") not in questions:
+            raise ValidationError({"answers": _("Unknown question: %(q)s") % {"q": item.get("question")}})
+        if len(str(item.get("answer", ""))) > 200:
+            raise ValidationError({"answers": _("An answer may have at most 200 characters.")})
+
+
+def trigger_alarm(*, site: Site, scenario: Scenario, level: Level | None = None, user=None, api_key=None,
+                  source: str = Alarm.Source.WEB, is_drill: bool = False, location_text: str = "",
+                  latitude: float | None = None, longitude: float | None = None, answers=(), note: str = "",
+                  idempotency_key: str = "") -> tuple[Alarm, bool]:
+    """Raise an alarm. Returns ``(alarm, created)``; a repeated idempotency key returns the first alarm."""
+    if api_key is not None:
+        if not api_key.is_active or api_key.site_id != site.pk or not api_key.scenarios.filter(pk=scenario.pk).exists():
+            raise PermissionDenied
+    elif user is not None and not can_trigger(user, site, scenario):
+        raise PermissionDenied
+    if idempotency_key:
+        existing = Alarm.objects.for_site(site).filter(idempotency_key=idempotency_key).first()
+        if existing:
+            return existing, False
+    level = level or scenario.levels.first()
+    if level is None:
+        raise ValidationError({"level": _("This scenario has no level yet.")})
+    answers = [{"question": str(a.get("question", "")), "answer": str(a.get("answer", ""))} for a in answers]
+    _validate_trigger(site, scenario, level, is_drill, answers, latitude, longitude)
+    actor = membership_of(user, site)
+    try:
+        with transaction.atomic():
+            now = timezone.now()
+            alarm = Alarm.objects.create(
+                site=site, scenario=scenario, level=level, is_drill=is_drill, location_text=location_text.strip(),
+                latitude=latitude, longitude=longitude, answers=answers, note=note.strip(), source=source,
+                triggered_by=actor, api_key=api_key, idempotency_key=idempotency_key, started_at=now,
+                level_since=now)
+            recipients = _add_recipients(alarm, level, resolve_recipients(level))
+            queued = _queue(alarm, [r.pk for r in recipients], level.channels, "triggered")
+            record(actor=user, organization=site.organization, site=site, action="alarm.triggered",
+                   object_type="alarm", object_id=alarm.pk,
+                   changes={"scenario": [None, scenario.name], "level": [None, level.name],
+                            "drill": [None, is_drill], "source": [None, source],
+                            "api_key": [None, api_key.prefix if api_key else None]})
+            _event(alarm, AlarmEvent.Kind.TRIGGERED, actor,
+                   {"recipients": len(recipients), "deliveries": queued, "source": source}, "alarm.raised")
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return Alarm.objects.for_site(site).get(idempotency_key=idempotency_key), False
+    return alarm, True
+
+
+def _require_manage(user, alarm: Alarm) -> Membership | None:
+    if user is not None and not has_perm(user, alarm.site, Perm.MANAGE_ALARMS):
+        raise PermissionDenied
+    if not alarm.is_active:
+        raise ValidationError(_("This alarm has already ended."))
+    return membership_of(user, alarm.site)
+
+
+def update_alarm(*, user, alarm: Alarm, note: str | None = None, location_text: str | None = None) -> Alarm:
+    """Change the extra information or location; recipients get the update."""
+    with transaction.atomic():
+        alarm = Alarm.objects.select_for_update().select_related("scenario", "level").get(pk=alarm.pk)
+        actor = _require_manage(user, alarm)
+        changes = {}
+        if note is not None and note.strip() != alarm.note:
+            changes["note"] = [alarm.note, note.strip()]
+            alarm.note = note.strip()
+        if location_text is not None and location_text.strip() != alarm.location_text:
+            changes["location"] = [alarm.location_text, location_text.strip()]
+            alarm.location_text = location_text.strip()
+        if not changes:
+            return alarm
+        alarm.save(update_fields=["note", "location_text"])
+        recipient_ids = list(alarm.recipients.values_list("pk", flat=True))
+        _queue(alarm, recipient_ids, [c for c in alarm.level.channels if c in FOLLOW_UP_CHANNELS], "updated")
+        record(actor=user, organization=alarm.site.organization, site=alarm.site, action="alarm.updated",
+               object_type="alarm", object_id=alarm.pk, changes=changes)
+        _event(alarm, AlarmEvent.Kind.UPDATED, actor, {"fields": sorted(changes)}, "alarm.changed")
+    return alarm
+
+
+def raise_level(*, user, alarm: Alarm, level: Level, escalated: bool = False) -> Alarm:
+    """Move the alarm to another level of its scenario: its recipients are added and alerted."""
+    with transaction.atomic():
+        alarm = Alarm.objects.select_for_update().select_related("scenario", "level", "site").get(pk=alarm.pk)
+        actor = _require_manage(user, alarm)
+        if level.scenario_id != alarm.scenario_id:
+            raise ValidationError({"level": _("This level does not belong to the alarm's scenario.")})
+        if level.pk == alarm.level_id:
+            raise ValidationError({"level": _("The alarm is already at this level.")})
+        before = alarm.level.name
+        alarm.level, alarm.level_since = level, timezone.now()
+        alarm.save(update_fields=["level", "level_since"])
+        people = resolve_recipients(level)
+        new = _add_recipients(alarm, level, people)
+        AlarmRecipient.objects.filter(alarm=alarm, membership_id__in=list(people)).update(level=level)
+        everyone = list(alarm.recipients.filter(membership_id__in=list(people)).values_list("pk", flat=True))
+        queued = _queue(alarm, everyone, level.channels, "level_raised")
+        record(actor=user, organization=alarm.site.organization, site=alarm.site, action="alarm.level_raised",
+               object_type="alarm", object_id=alarm.pk, changes={"level": [before, level.name]})
+        _event(alarm, AlarmEvent.Kind.LEVEL_RAISED, actor,
+               {"from": before, "to": level.name, "added": len(new), "deliveries": queued, "escalated": escalated},
+               "alarm.changed")
+    return alarm
+
+
+def end_alarm(*, user, alarm: Alarm, reason: str) -> Alarm:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Say why the alarm ends (e.g. “false alarm”, “fire put out”).")})
+    if len(reason) > 500:
+        raise ValidationError({"reason": _("The reason may have at most 500 characters.")})
+    with transaction.atomic():
+        alarm = Alarm.objects.select_for_update().select_related("scenario", "level", "site").get(pk=alarm.pk)
+        actor = _require_manage(user, alarm)
+        alarm.state, alarm.ended_at, alarm.end_reason = Alarm.State.ENDED, timezone.now(), reason
+        alarm.save(update_fields=["state", "ended_at", "end_reason"])
+        # Nobody needs the alarm message any more once it is over; the all-clear replaces it.
+        Delivery.objects.filter(alarm=alarm, state=Delivery.State.PENDING).exclude(channel="inapp").update(
+            state=Delivery.State.CANCELLED)
+        recipient_ids = list(alarm.recipients.values_list("pk", flat=True))
+        _queue(alarm, recipient_ids, [c for c in alarm.level.channels if c in FOLLOW_UP_CHANNELS], "ended")
+        record(actor=user, organization=alarm.site.organization, site=alarm.site, action="alarm.ended",
+               object_type="alarm", object_id=alarm.pk, changes={"state": ["active", "ended"], "reason": [None, reason]})
+        _event(alarm, AlarmEvent.Kind.ENDED, actor, {"reason": reason}, "alarm.ended")
+    return alarm
+
+
+def answer_alarm(*, alarm: Alarm, membership: Membership, answer: str, via: str) -> AlarmRecipient:
+    """Record a person's accept/decline. A later answer replaces an earlier one while the alarm is active."""
+    if answer not in (AlarmRecipient.Answer.ACCEPTED, AlarmRecipient.Answer.DECLINED):
+        raise ValidationError({"answer": _("Answer “accepted” or “declined”.")})
+    with transaction.atomic():
+        recipient = (AlarmRecipient.objects.select_for_update()
+                     .filter(alarm=alarm, membership=membership, site_id=alarm.site_id).first())
+        if recipient is None:
+            raise PermissionDenied
+        alarm = Alarm.objects.select_related("scenario", "level").get(pk=alarm.pk)
+        if not alarm.is_active:
+            raise ValidationError(_("This alarm has already ended."))
+        if recipient.answer == answer:
+            return recipient
+        recipient.answer, recipient.answered_at, recipient.answered_via = answer, timezone.now(), via
+        recipient.seen_at = recipient.seen_at or recipient.answered_at
+        recipient.save(update_fields=["answer", "answered_at", "answered_via", "seen_at"])
+        kind = AlarmEvent.Kind.ACCEPTED if answer == "accepted" else AlarmEvent.Kind.DECLINED
+        AlarmEvent.objects.create(site_id=alarm.site_id, alarm=alarm, kind=kind, actor=membership,
+                                  data={"via": via})
+        publish_counts(alarm)
+    return recipient
+
+
+def counts(alarm: Alarm) -> dict:
+    """Answers overall and per group, and delivery states per channel. Numbers only."""
+    answers = dict(alarm.recipients.values_list("answer").annotate(n=Count("pk")).values_list("answer", "n"))
+    total = sum(answers.values())
+    by_group: dict[str, dict[str, int]] = defaultdict(lambda: {"accepted": 0, "declined": 0, "none": 0})
+    for group_ids, answer in alarm.recipients.exclude(group_ids=[]).values_list("group_ids", "answer"):
+        for gid in group_ids:
+            by_group[str(gid)][answer or "none"] += 1
+    by_channel: dict[str, dict[str, int]] = defaultdict(dict)
+    rows = (Delivery.objects.filter(alarm=alarm).exclude(event__in=["updated", "ended"])
+            .values_list("channel", "state").annotate(n=Count("pk")))
+    for channel, state, n in rows:
+        by_channel[channel][state] = n
+    seen = alarm.recipients.filter(seen_at__isnull=False).count()
+    return {"total": total, "accepted": answers.get("accepted", 0), "declined": answers.get("declined", 0),
+            "none": answers.get("", 0), "seen": seen, "by_group": dict(by_group), "by_channel": dict(by_channel)}
+
+
+def publish_counts(alarm: Alarm) -> None:
+    """Append the alarm's current counts to the stream (for the cockpit). Call inside a transaction."""
+    events.append(alarm.site_id, "alarm.counts", {"alarm_id": alarm.pk, "counts": counts(alarm)},
+                  audience=StreamEvent.Audience.COCKPIT, alarm_id=alarm.pk)
+
+
+def mark_seen(*, alarm_id: int, membership_id: int) -> bool:
+    """The web app showed the alarm to this person: their in-app delivery is delivered."""
+    now = timezone.now()
+    with transaction.atomic():
+        changed = AlarmRecipient.objects.filter(alarm_id=alarm_id, membership_id=membership_id,
+                                                seen_at__isnull=True).update(seen_at=now)
+        if changed:
+            Delivery.objects.filter(alarm_id=alarm_id, recipient__membership_id=membership_id, channel="inapp",
+                                    state=Delivery.State.PENDING).update(state=Delivery.State.DELIVERED,
+                                                                         delivered_at=now, sent_at=now)
+    return bool(changed)
+
+
+def due_escalations(now=None):
+    """Active alarms whose current level's escalation time has come and whose rule has not run yet."""
+    now = now or timezone.now()
+    alarms = (Alarm.objects.filter(state=Alarm.State.ACTIVE).exclude(level__escalation="")
+              .select_related("level", "scenario", "site", "site__organization"))
+    return [a for a in alarms if a.level.pk not in a.escalated_levels
+            and a.level_since + timedelta(seconds=a.level.escalate_after_seconds) <= now]
+
+
+def run_escalations(now=None) -> int:
+    """Apply due escalation rules. Safe with several workers: the alarm row is locked while deciding."""
+    applied = 0
+    for candidate in due_escalations(now):
+        with transaction.atomic():
+            alarm = Alarm.objects.select_for_update().select_related("level", "scenario", "site").get(pk=candidate.pk)
+            level = alarm.level
+            if not alarm.is_active or level.pk in alarm.escalated_levels or not level.escalation:
+                continue
+            alarm.escalated_levels = [*alarm.escalated_levels, level.pk]
+            alarm.save(update_fields=["escalated_levels"])
+            accepted = alarm.recipients.filter(level=level, answer=AlarmRecipient.Answer.ACCEPTED).count()
+            if accepted >= level.escalate_below:
+                continue
+            _escalate(alarm, level, accepted)
+            applied += 1
+    return applied
+
+
+def _escalate(alarm: Alarm, level: Level, accepted: int) -> None:
+    data = {"rule": level.escalation, "accepted": accepted, "needed": level.escalate_below}
+    if level.escalation == Level.Escalation.RAISE_LEVEL and level.escalate_to_level_id:
+        _event(alarm, AlarmEvent.Kind.ESCALATED, None, data, "alarm.changed")
+        raise_level(user=None, alarm=alarm, level=level.escalate_to_level, escalated=True)
+        return
+    if level.escalation == Level.Escalation.NOTIFY_GROUP and level.escalate_to_group_id:
+        people = {pk: [level.escalate_to_group_id] for pk in level.escalate_to_group.members.filter(
+            is_active=True, user__is_active=True).values_list("pk", flat=True)}
+        new = _add_recipients(alarm, level, people)
+        data["added"] = len(new)
+        data["deliveries"] = _queue(alarm, [r.pk for r in new], level.channels, "escalated")
+    elif level.escalation == Level.Escalation.NEXT_CHANNEL:
+        silent = alarm.recipients.filter(level=level, answer="").values_list("pk", flat=True)
+        data["deliveries"] = _queue(alarm, list(silent), level.escalate_channels, "escalated")
+    _event(alarm, AlarmEvent.Kind.ESCALATED, None, data, "alarm.changed")

@@ -1,0 +1,124 @@
+"""The delivery outbox: one row per recipient × channel × alarm, and every attempt to send it.
+
+Deliveries are written in the same transaction as their alarm. Workers claim
+due rows (see :mod:`rallypoint.notify.worker`), send them through the
+channel's transport and record each attempt.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from rallypoint.alarms.models import CHANNEL_CHOICES, Alarm, AlarmRecipient
+from rallypoint.tenants.encryption import EncryptedTextField, new_row_key
+from rallypoint.tenants.models import Membership, Site, SiteScopedQuerySet
+
+
+class Delivery(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("No address")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    alarm = models.ForeignKey(Alarm, on_delete=models.CASCADE, related_name="deliveries")
+    recipient = models.ForeignKey(AlarmRecipient, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=12, choices=CHANNEL_CHOICES)
+    #: Sent to providers that de-duplicate (Message-ID, gateway idempotency header): a re-send after a
+    #: crash does not become a second message where the provider honours it.
+    key = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    #: Which alarm event caused this message (triggered, updated, level raised, escalated, ended).
+    event = models.CharField(max_length=16, default="triggered")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    priority = models.PositiveSmallIntegerField(default=1)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_by = models.CharField(max_length=80, blank=True, default="")
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+
+    objects = SiteScopedQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
+            models.Index(fields=["alarm", "channel", "state"], name="delivery_counts"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Delivery #{self.pk} ({self.channel})"
+
+
+class DeliveryAttempt(models.Model):
+    class Result(models.TextChoices):
+        OK = "ok", _("Sent")
+        TRANSIENT = "transient", _("Failed, will retry")
+        PERMANENT = "permanent", _("Failed for good")
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_rows")
+    worker = models.CharField(max_length=80, blank=True, default="")
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(default=0)
+    result = models.CharField(max_length=10, choices=Result.choices)
+    #: The transport's message, which never contains an address or a name.
+    error = models.CharField(max_length=300, blank=True, default="")
+
+    objects = SiteScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["started_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"Attempt #{self.pk} of delivery #{self.delivery_id}"
+
+
+class PushSubscription(models.Model):
+    """A browser's Web Push subscription (RFC 8030 endpoint with RFC 8291 keys) for one person at a site."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="push_subscriptions")
+    row_key = models.CharField(max_length=32, default=new_row_key, editable=False)
+    endpoint = EncryptedTextField()
+    #: SHA-256 of the endpoint, so that a browser that subscribes again replaces its row.
+    endpoint_hash = models.CharField(max_length=64)
+    p256dh = EncryptedTextField()
+    auth = EncryptedTextField()
+    label = models.CharField(_("device"), max_length=120, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SiteScopedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["site", "endpoint_hash"], name="one_push_row_per_endpoint")]
+
+    def __str__(self) -> str:
+        return f"Push subscription #{self.pk}"
+
+
+class MessengerAddress(models.Model):
+    """A person's address on a messenger (Telegram, Signal, Matrix, ntfy, …) as an Apprise URL."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="messenger_addresses")
+    row_key = models.CharField(max_length=32, default=new_row_key, editable=False)
+    url = EncryptedTextField(_("Apprise URL"))
+    label = models.CharField(_("label"), max_length=120, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = SiteScopedQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"Messenger address #{self.pk}"

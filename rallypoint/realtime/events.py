@@ -1,0 +1,39 @@
+"""Appending to a site's stream, and handing the event to the hub after commit.
+
+Call :func:`append` inside the transaction of the change the event reports:
+the event gets the site's next sequence number and is stored with the change;
+only when the transaction commits is it published to the hub, so no client
+ever sees a change that was rolled back.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import F
+
+from rallypoint.realtime import hub
+from rallypoint.realtime.models import SiteStream, StreamEvent
+
+
+def next_seq(site_id: int) -> int:
+    """Reserve the site's next sequence number (the counter row stays locked until commit)."""
+    SiteStream.objects.bulk_create([SiteStream(site_id=site_id)], ignore_conflicts=True)
+    SiteStream.objects.filter(site_id=site_id).update(last_seq=F("last_seq") + 1)
+    return SiteStream.objects.filter(site_id=site_id).values_list("last_seq", flat=True).get()
+
+
+def as_frame(event: StreamEvent) -> dict:
+    """The wire form of an event: what the hub carries and what a client receives."""
+    return {"seq": event.seq, "site": event.site_id, "type": event.type, "audience": event.audience,
+            "alarm": event.alarm_id, "at": event.at.isoformat(), "data": event.payload}
+
+
+def append(site_id: int, type: str, payload: dict, *, audience: str = StreamEvent.Audience.SITE,
+           alarm_id: int | None = None) -> StreamEvent:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("stream events are appended inside the transaction of their change")
+    event = StreamEvent.objects.create(site_id=site_id, seq=next_seq(site_id), type=type, audience=audience,
+                                       alarm_id=alarm_id, payload=payload)
+    frame = as_frame(event)
+    transaction.on_commit(lambda: hub.publish(frame))
+    return event
