@@ -14,7 +14,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -105,13 +105,31 @@ def _add_recipients(alarm: Alarm, level: Level, people: dict[int, list[int]]) ->
     return AlarmRecipient.objects.bulk_create(rows, batch_size=BATCH)
 
 
-def _queue(alarm: Alarm, recipient_ids, channels, event: str) -> int:
-    now = timezone.now()
-    rows = [Delivery(site_id=alarm.site_id, alarm=alarm, recipient_id=rid, channel=channel, event=event,
-                     priority=alarm.scenario.priority, next_attempt_at=now)
-            for rid in recipient_ids for channel in channels]
-    Delivery.objects.bulk_create(rows, batch_size=BATCH)
-    return len(rows)
+_DELIVERY_COLUMNS = ("site_id, alarm_id, recipient_id, channel, key, event, state, priority, attempts, "
+                     "next_attempt_at, claimed_by, created_at, last_error")
+
+
+def _queue(alarm: Alarm, recipients, channels, event: str) -> int:
+    """One delivery per recipient (a queryset of AlarmRecipient) and channel: the outbox rows.
+
+    One ``INSERT … SELECT`` per channel, so that an alarm to ten thousand people is written in
+    milliseconds and its event reaches the stream without waiting for Python to build rows.
+    """
+    ops = connection.ops
+    now = ops.adapt_datetimefield_value(timezone.now())
+    new_key = "gen_random_uuid()" if connection.vendor == "postgresql" else "lower(hex(randomblob(16)))"
+    ids_sql, ids_params = recipients.values("pk").query.sql_with_params()
+    table, source = Delivery._meta.db_table, AlarmRecipient._meta.db_table
+    queued = 0
+    with connection.cursor() as cursor:
+        for channel in channels:
+            cursor.execute(
+                f"INSERT INTO {table} ({_DELIVERY_COLUMNS}) "  # noqa: S608  # nosec B608 - table and column names are ours
+                f"SELECT %s, %s, r.id, %s, {new_key}, %s, 'pending', %s, 0, %s, '', %s, '' "
+                f"FROM {source} r WHERE r.id IN ({ids_sql})",
+                [alarm.site_id, alarm.pk, channel, event, alarm.scenario.priority, now, now, *ids_params])
+            queued += cursor.rowcount
+    return queued
 
 
 def _validate_trigger(site, scenario, level, is_drill, answers, latitude, longitude) -> None:
@@ -160,7 +178,7 @@ def trigger_alarm(*, site: Site, scenario: Scenario, level: Level | None = None,
                 triggered_by=actor, api_key=api_key, idempotency_key=idempotency_key, started_at=now,
                 level_since=now)
             recipients = _add_recipients(alarm, level, resolve_recipients(level))
-            queued = _queue(alarm, [r.pk for r in recipients], level.channels, "triggered")
+            queued = _queue(alarm, alarm.recipients.all(), level.channels, "triggered")
             record(actor=user, organization=site.organization, site=site, action="alarm.triggered",
                    object_type="alarm", object_id=alarm.pk,
                    changes={"scenario": [None, scenario.name], "level": [None, level.name],
@@ -198,8 +216,7 @@ def update_alarm(*, user, alarm: Alarm, note: str | None = None, location_text: 
         if not changes:
             return alarm
         alarm.save(update_fields=["note", "location_text"])
-        recipient_ids = list(alarm.recipients.values_list("pk", flat=True))
-        _queue(alarm, recipient_ids, [c for c in alarm.level.channels if c in FOLLOW_UP_CHANNELS], "updated")
+        _queue(alarm, alarm.recipients.all(), [c for c in alarm.level.channels if c in FOLLOW_UP_CHANNELS], "updated")
         record(actor=user, organization=alarm.site.organization, site=alarm.site, action="alarm.updated",
                object_type="alarm", object_id=alarm.pk, changes=changes)
         _event(alarm, AlarmEvent.Kind.UPDATED, actor, {"fields": sorted(changes)}, "alarm.changed")
@@ -221,8 +238,7 @@ def raise_level(*, user, alarm: Alarm, level: Level, escalated: bool = False) ->
         people = resolve_recipients(level)
         new = _add_recipients(alarm, level, people)
         AlarmRecipient.objects.filter(alarm=alarm, membership_id__in=list(people)).update(level=level)
-        everyone = list(alarm.recipients.filter(membership_id__in=list(people)).values_list("pk", flat=True))
-        queued = _queue(alarm, everyone, level.channels, "level_raised")
+        queued = _queue(alarm, alarm.recipients.filter(level=level), level.channels, "level_raised")
         record(actor=user, organization=alarm.site.organization, site=alarm.site, action="alarm.level_raised",
                object_type="alarm", object_id=alarm.pk, changes={"level": [before, level.name]})
         _event(alarm, AlarmEvent.Kind.LEVEL_RAISED, actor,
@@ -245,10 +261,10 @@ def end_alarm(*, user, alarm: Alarm, reason: str) -> Alarm:
         # Nobody needs the alarm message any more once it is over; the all-clear replaces it.
         Delivery.objects.filter(alarm=alarm, state=Delivery.State.PENDING).exclude(channel="inapp").update(
             state=Delivery.State.CANCELLED)
-        recipient_ids = list(alarm.recipients.values_list("pk", flat=True))
-        _queue(alarm, recipient_ids, [c for c in alarm.level.channels if c in FOLLOW_UP_CHANNELS], "ended")
+        _queue(alarm, alarm.recipients.all(), [c for c in alarm.level.channels if c in FOLLOW_UP_CHANNELS], "ended")
         record(actor=user, organization=alarm.site.organization, site=alarm.site, action="alarm.ended",
-               object_type="alarm", object_id=alarm.pk, changes={"state": ["active", "ended"], "reason": [None, reason]})
+               object_type="alarm", object_id=alarm.pk,
+               changes={"state": ["active", "ended"], "reason": [None, reason]})
         _event(alarm, AlarmEvent.Kind.ENDED, actor, {"reason": reason}, "alarm.ended")
     return alarm
 
@@ -353,8 +369,9 @@ def _escalate(alarm: Alarm, level: Level, accepted: int) -> None:
             is_active=True, user__is_active=True).values_list("pk", flat=True)}
         new = _add_recipients(alarm, level, people)
         data["added"] = len(new)
-        data["deliveries"] = _queue(alarm, [r.pk for r in new], level.channels, "escalated")
+        data["deliveries"] = _queue(alarm, alarm.recipients.filter(pk__in=[r.pk for r in new]), level.channels,
+                                    "escalated")
     elif level.escalation == Level.Escalation.NEXT_CHANNEL:
-        silent = alarm.recipients.filter(level=level, answer="").values_list("pk", flat=True)
-        data["deliveries"] = _queue(alarm, list(silent), level.escalate_channels, "escalated")
+        silent = alarm.recipients.filter(level=level, answer="")
+        data["deliveries"] = _queue(alarm, silent, level.escalate_channels, "escalated")
     _event(alarm, AlarmEvent.Kind.ESCALATED, None, data, "alarm.changed")

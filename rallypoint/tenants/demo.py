@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 
 from rallypoint.accounts.actions import create_person
+from rallypoint.alarms.models import Level, Question, Scenario
 from rallypoint.tenants import actions
 from rallypoint.tenants.models import Organization
 from rallypoint.tenants.roles import Role
@@ -57,14 +58,50 @@ def seed_demo() -> list[tuple[str, str, str]] | None:
         create_person(actor=None, site=warehouse, data={
             "email": people["employee"].user.email, "full_name": people["employee"].full_name,
             "role": Role.EMPLOYEE})
-        actions.save_group(actor=None, site=hq, group=None, name="Crisis team",
-                           description="Leads the response to an incident.",
-                           members=[people["lead"], people["member"], people["admin"]])
+        crisis = actions.save_group(actor=None, site=hq, group=None, name="Crisis team",
+                                    description="Leads the response to an incident.",
+                                    members=[people["lead"], people["member"], people["admin"]])
         actions.save_group(actor=None, site=hq, group=None, name="Evacuation helpers",
                            description="Clear their zones and report them cleared.",
                            members=[people["member"], people["employee"]])
+        seed_demo_scenarios(hq, crisis)
     _write_credentials(logins)
     return logins
+
+
+def seed_demo_scenarios(site, crisis_team) -> None:
+    """A fire alarm (quick alarm, two levels, escalation), a medical emergency, a silent threat alarm."""
+    everyone = list(Role.values)
+    fire = Scenario.objects.create(
+        site=site, name="Fire", priority=1, icon=Scenario.Icon.FIRE, quick=True,
+        message_template="Fire alarm at {site}: {location}. Follow the instructions below.",
+        instructions={Role.LEAD: "Open the cockpit, call the fire brigade (112), lead the response.",
+                      Role.MEMBER: "Go to the assembly point and count people.",
+                      Role.EMPLOYEE: "Leave the building by the nearest exit. Do not use lifts.",
+                      Role.GUEST: "Leave the building by the nearest exit. Do not use lifts."})
+    evacuate = Level.objects.create(site=site, scenario=fire, position=2, name="Evacuate",
+                                    recipient_roles=everyone, channels=["inapp", "push", "email"])
+    pre = Level.objects.create(site=site, scenario=fire, position=1, name="Pre-alarm",
+                               channels=["inapp", "push", "email"], escalate_below=2, escalate_after_seconds=120,
+                               escalation=Level.Escalation.RAISE_LEVEL, escalate_to_level=evacuate)
+    pre.recipient_groups.add(crisis_team)
+    Question.objects.create(site=site, scenario=fire, position=1, text="Is anyone hurt?",
+                            answers=["No", "Yes", "Unknown"])
+    Question.objects.create(site=site, scenario=fire, position=2, text="Is there smoke?",
+                            answers=["No", "A little", "Heavy smoke"])
+    medical = Scenario.objects.create(
+        site=site, name="Medical emergency", priority=2, icon=Scenario.Icon.MEDICAL, color="#1d4ed8",
+        sound=Scenario.Sound.GONG, message_template="Medical emergency: {location}.",
+        instructions={Role.MEMBER: "Bring the first-aid kit and the defibrillator."})
+    level = Level.objects.create(site=site, scenario=medical, position=1, name="First aid needed",
+                                 channels=["inapp", "push", "email"])
+    level.recipient_groups.add(crisis_team)
+    threat = Scenario.objects.create(
+        site=site, name="Threat", priority=1, icon=Scenario.Icon.THREAT, color="#4a1d96", silent=True,
+        sound=Scenario.Sound.NONE, trigger_roles=everyone, allow_drill=True,
+        message_template="Threat situation at {location}. Stay where you are, lock the door, keep quiet.")
+    Level.objects.create(site=site, scenario=threat, position=1, name="Lock down", recipient_roles=everyone,
+                         channels=["inapp", "push", "email"])
 
 
 def _write_credentials(logins) -> None:

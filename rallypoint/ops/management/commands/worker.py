@@ -7,7 +7,7 @@ from rallypoint.ops.server import start_worker_threads
 
 
 class Command(BaseCommand):
-    help = "Run a worker: alarm deliveries and escalations, and periodic jobs (retention purge …), until SIGINT or SIGTERM."
+    help = "Run a worker: alarm deliveries, escalations and periodic jobs, until SIGINT or SIGTERM."
 
     def handle(self, *args, **options):
         stop = threading.Event()
