@@ -9,6 +9,7 @@ entry and the stream event. Workers and clients learn of it only after commit.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections import defaultdict
 from datetime import timedelta
@@ -28,7 +29,6 @@ from rallypoint.tenants.models import Group, Membership, Site
 from rallypoint.tenants.roles import SUPER_ADMIN, Perm, Role
 from rallypoint.tenants.scoping import effective_role, has_perm
 
-BATCH = 2000
 #: Follow-up messages (update, all-clear) go only where a person reads them anyway, never as a call.
 FOLLOW_UP_CHANNELS = {"push", "email", "sms", "apprise"}
 
@@ -96,13 +96,33 @@ def _event(alarm: Alarm, kind: str, actor: Membership | None, data: dict, stream
                   audience=StreamEvent.Audience.ALARM, alarm_id=alarm.pk)
 
 
-def _add_recipients(alarm: Alarm, level: Level, people: dict[int, list[int]]) -> list[AlarmRecipient]:
-    """Recipient rows for people not yet on the alarm; returns the new rows."""
+_RECIPIENT_COLUMNS = ("site_id", "alarm_id", "membership_id", "level_id", "group_ids", "answer", "answered_via",
+                      "link_nonce", "added_at")
+
+
+def _insert_rows(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert many rows fast: COPY on PostgreSQL, one prepared statement on SQLite."""
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608  # nosec B608
+                               rows)
+
+
+def _add_recipients(alarm: Alarm, level: Level, people: dict[int, list[int]]) -> int:
+    """Recipient rows for the people not yet on the alarm; returns how many were added."""
     known = set(AlarmRecipient.objects.filter(alarm=alarm).values_list("membership_id", flat=True))
-    rows = [AlarmRecipient(site_id=alarm.site_id, alarm=alarm, membership_id=pk, level=level, group_ids=groups,
-                           link_nonce=secrets.token_hex(8))
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows = [(alarm.site_id, alarm.pk, pk, level.pk, json.dumps(groups), "", "", secrets.token_hex(8), now)
             for pk, groups in people.items() if pk not in known]
-    return AlarmRecipient.objects.bulk_create(rows, batch_size=BATCH)
+    _insert_rows(AlarmRecipient._meta.db_table, _RECIPIENT_COLUMNS, rows)
+    return len(rows)
 
 
 _DELIVERY_COLUMNS = ("site_id, alarm_id, recipient_id, channel, key, event, state, priority, attempts, "
@@ -185,7 +205,7 @@ def trigger_alarm(*, site: Site, scenario: Scenario, level: Level | None = None,
                             "drill": [None, is_drill], "source": [None, source],
                             "api_key": [None, api_key.prefix if api_key else None]})
             _event(alarm, AlarmEvent.Kind.TRIGGERED, actor,
-                   {"recipients": len(recipients), "deliveries": queued, "source": source}, "alarm.raised")
+                   {"recipients": recipients, "deliveries": queued, "source": source}, "alarm.raised")
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -236,13 +256,13 @@ def raise_level(*, user, alarm: Alarm, level: Level, escalated: bool = False) ->
         alarm.level, alarm.level_since = level, timezone.now()
         alarm.save(update_fields=["level", "level_since"])
         people = resolve_recipients(level)
-        new = _add_recipients(alarm, level, people)
+        added = _add_recipients(alarm, level, people)
         AlarmRecipient.objects.filter(alarm=alarm, membership_id__in=list(people)).update(level=level)
         queued = _queue(alarm, alarm.recipients.filter(level=level), level.channels, "level_raised")
         record(actor=user, organization=alarm.site.organization, site=alarm.site, action="alarm.level_raised",
                object_type="alarm", object_id=alarm.pk, changes={"level": [before, level.name]})
         _event(alarm, AlarmEvent.Kind.LEVEL_RAISED, actor,
-               {"from": before, "to": level.name, "added": len(new), "deliveries": queued, "escalated": escalated},
+               {"from": before, "to": level.name, "added": added, "deliveries": queued, "escalated": escalated},
                "alarm.changed")
     return alarm
 
@@ -367,10 +387,9 @@ def _escalate(alarm: Alarm, level: Level, accepted: int) -> None:
     if level.escalation == Level.Escalation.NOTIFY_GROUP and level.escalate_to_group_id:
         people = {pk: [level.escalate_to_group_id] for pk in level.escalate_to_group.members.filter(
             is_active=True, user__is_active=True).values_list("pk", flat=True)}
-        new = _add_recipients(alarm, level, people)
-        data["added"] = len(new)
-        data["deliveries"] = _queue(alarm, alarm.recipients.filter(pk__in=[r.pk for r in new]), level.channels,
-                                    "escalated")
+        known = set(alarm.recipients.values_list("pk", flat=True))
+        data["added"] = _add_recipients(alarm, level, people)
+        data["deliveries"] = _queue(alarm, alarm.recipients.exclude(pk__in=known), level.channels, "escalated")
     elif level.escalation == Level.Escalation.NEXT_CHANNEL:
         silent = alarm.recipients.filter(level=level, answer="")
         data["deliveries"] = _queue(alarm, silent, level.escalate_channels, "escalated")
