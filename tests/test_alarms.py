@@ -136,6 +136,7 @@ def test_answers_are_counted_per_group_and_replace_each_other(world):
     counts = actions.counts(alarm)
     assert (counts["accepted"], counts["declined"], counts["none"]) == (1, 1, counts["total"] - 2)
     assert counts["by_group"][str(world.a.group.pk)]["accepted"] == 1
+    assert counts["by_level"][str(alarm.level_id)] == {"accepted": 1, "declined": 1, "none": counts["total"] - 2}
     actions.answer_alarm(alarm=alarm, membership=member, answer="accepted", via="app")
     assert actions.counts(alarm)["accepted"] == 2
     kinds = list(alarm.events.values_list("kind", flat=True))

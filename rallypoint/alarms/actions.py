@@ -314,8 +314,12 @@ def answer_alarm(*, alarm: Alarm, membership: Membership, answer: str, via: str)
 
 
 def counts(alarm: Alarm) -> dict:
-    """Answers overall and per group, and delivery states per channel. Numbers only."""
-    answers = dict(alarm.recipients.values_list("answer").annotate(n=Count("pk")).values_list("answer", "n"))
+    """Answers overall, per level and per group, and delivery states per channel. Numbers only."""
+    answers: dict[str, int] = defaultdict(int)
+    by_level: dict[str, dict[str, int]] = defaultdict(lambda: {"accepted": 0, "declined": 0, "none": 0})
+    for level_id, answer, n in alarm.recipients.values_list("level_id", "answer").annotate(n=Count("pk")):
+        answers[answer] += n
+        by_level[str(level_id)][answer or "none"] += n
     total = sum(answers.values())
     by_group: dict[str, dict[str, int]] = defaultdict(lambda: {"accepted": 0, "declined": 0, "none": 0})
     for group_ids, answer in alarm.recipients.exclude(group_ids=[]).values_list("group_ids", "answer"):
@@ -328,7 +332,8 @@ def counts(alarm: Alarm) -> dict:
         by_channel[channel][state] = n
     seen = alarm.recipients.filter(seen_at__isnull=False).count()
     return {"total": total, "accepted": answers.get("accepted", 0), "declined": answers.get("declined", 0),
-            "none": answers.get("", 0), "seen": seen, "by_group": dict(by_group), "by_channel": dict(by_channel)}
+            "none": answers.get("", 0), "seen": seen, "by_level": dict(by_level), "by_group": dict(by_group),
+            "by_channel": dict(by_channel)}
 
 
 def publish_counts(alarm: Alarm) -> None:
