@@ -175,7 +175,8 @@ def trigger_alarm(*, site: Site, scenario: Scenario, level: Level | None = None,
                   idempotency_key: str = "") -> tuple[Alarm, bool]:
     """Raise an alarm. Returns ``(alarm, created)``; a repeated idempotency key returns the first alarm."""
     if api_key is not None:
-        if not api_key.is_active or api_key.site_id != site.pk or not api_key.scenarios.filter(pk=scenario.pk).exists():
+        if (not api_key.is_active or api_key.site_id != site.pk or not scenario.is_active
+                or not api_key.scenarios.filter(pk=scenario.pk).exists()):
             raise PermissionDenied
     elif user is not None and not can_trigger(user, site, scenario):
         raise PermissionDenied

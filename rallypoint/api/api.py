@@ -15,6 +15,7 @@ from ninja.security import HttpBearer, django_auth
 from rallypoint.accounts import actions as people
 from rallypoint.accounts import apptokens, mfa
 from rallypoint.accounts.forms import PersonForm
+from rallypoint.api.alarms import router as alarms_router
 from rallypoint.tenants.models import Group, Membership
 from rallypoint.tenants.roles import Perm, role_label
 from rallypoint.tenants.scoping import check_request, get_group_for_request, get_membership_for_request
@@ -36,6 +37,7 @@ api = NinjaAPI(
     urls_namespace="api",
     docs_url=None,
 )
+api.add_router("/v1/", alarms_router)
 
 
 @api.exception_handler(PermissionDenied)

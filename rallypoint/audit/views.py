@@ -36,9 +36,18 @@ ACTION_LABELS = {
     "group.updated": _("Group changed"),
     "group.deleted": _("Group deleted"),
     "organization.second_factor_policy": _("Second-factor rule changed"),
+    "alarm.triggered": _("Alarm triggered"),
+    "alarm.updated": _("Alarm information updated"),
+    "alarm.level_raised": _("Alarm level raised"),
+    "alarm.ended": _("Alarm ended"),
+    "api_key.created": _("API key created"),
+    "api_key.updated": _("API key changed"),
+    "api_key.rotated": _("API key rotated"),
+    "api_key.revoked": _("API key revoked"),
+    "api_key.used": _("API key used"),
 }
 OBJECT_LABELS = {"site": _("Site"), "person": _("Person"), "group": _("Group"), "user": _("User"),
-                 "organization": _("Organisation")}
+                 "organization": _("Organisation"), "alarm": _("Alarm"), "api_key": _("API key")}
 
 
 class AuditFilterForm(forms.Form):
