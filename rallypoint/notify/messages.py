@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import string
 
 from django.conf import settings
@@ -49,35 +50,63 @@ def _subject(alarm: Alarm, event: str) -> str:
     return title
 
 
-def render(alarm: Alarm, recipient: AlarmRecipient, *, event: str, delivery_key: str, language: str) -> Message:
-    """The message for one recipient. ``alarm`` must come with scenario, level and site loaded."""
-    with translation.override(language or settings.LANGUAGE_CODE):
+#: Stands for a recipient's answer link in a message rendered once for many recipients.
+_LINK_PLACEHOLDER = "https://answer-link.invalid/rallypoint"
+
+
+def render_shared(alarm: Alarm, *, event: str, role: str, language: str) -> Message:
+    """The message for everyone with this role and language; the answer link is a placeholder.
+
+    ``alarm`` must come with scenario, level and site loaded. Rendering the templates is the
+    expensive part of sending, so the worker does it once per batch and kind of recipient.
+    """
+    language = language or settings.LANGUAGE_CODE
+    with translation.override(language):
         subject = _subject(alarm, event)
         body = fill_template(alarm.scenario.message_template, alarm)
-        instruction = alarm.scenario.instruction_for(recipient.membership.role) if event != "ended" else ""
+        instruction = alarm.scenario.instruction_for(role) if event != "ended" else ""
         wants_answer = alarm.level.requires_acceptance and event != "ended" and alarm.is_active
         url = settings.BASE_URL + reverse("alarms:detail", args=[alarm.pk])
-        answer_url = links.answer_url(recipient) if wants_answer else ""
+        answer_url = _LINK_PLACEHOLDER if wants_answer else ""
         context = {"alarm": alarm, "subject": subject, "body": body, "instruction": instruction, "url": url,
                    "answer_url": answer_url, "event": event, "is_drill": alarm.is_drill}
         text = render_to_string("notify/message.txt", context).strip()
         html = render_to_string("notify/message.html", context)
-        short = _short(subject, alarm, answer_url)
-    return Message(delivery_key=delivery_key, alarm_id=alarm.pk, site_id=alarm.site_id, event=event,
-                   subject=subject, text=text, short=short, html=html, url=url, answer_url=answer_url,
+    return Message(delivery_key="", alarm_id=alarm.pk, site_id=alarm.site_id, event=event, subject=subject,
+                   text=text, short=_short_head(subject, alarm), html=html, url=url, answer_url=answer_url,
                    priority=alarm.scenario.priority, is_drill=alarm.is_drill, silent=alarm.scenario.silent,
-                   color=alarm.scenario.color, language=language or settings.LANGUAGE_CODE)
+                   color=alarm.scenario.color, language=language)
 
 
-def _short(subject: str, alarm: Alarm, answer_url: str) -> str:
+def personalise(shared: Message, recipient: AlarmRecipient, *, delivery_key: str) -> Message:
+    """One recipient's message: their own answer link and the delivery's key."""
+    answer_url = links.answer_url(recipient) if shared.answer_url else ""
+    return dataclasses.replace(
+        shared, delivery_key=delivery_key, answer_url=answer_url,
+        text=shared.text.replace(_LINK_PLACEHOLDER, answer_url),
+        html=shared.html.replace(_LINK_PLACEHOLDER, answer_url),
+        short=_short(shared.short, answer_url))
+
+
+def render(alarm: Alarm, recipient: AlarmRecipient, *, event: str, delivery_key: str, language: str) -> Message:
+    """The message for one recipient (see :func:`render_shared`)."""
+    shared = render_shared(alarm, event=event, role=recipient.membership.role, language=language)
+    return personalise(shared, recipient, delivery_key=delivery_key)
+
+
+def _short_head(subject: str, alarm: Alarm) -> str:
     parts = [subject]
     if alarm.location_text:
         parts.append(alarm.location_text)
     if alarm.state == Alarm.State.ENDED and alarm.end_reason:
         parts.append(alarm.end_reason)
+    return " · ".join(parts)
+
+
+def _short(head: str, answer_url: str) -> str:
+    """At most SHORT_LIMIT characters: the head, shortened if need be, and the whole link."""
     tail = f" {answer_url}" if answer_url else ""
-    text = " · ".join(parts)
     room = SHORT_LIMIT - len(tail)
-    if len(text) > room:
-        text = text[: room - 1] + "…"
-    return text + tail
+    if len(head) > room:
+        head = head[: room - 1] + "…"
+    return head + tail

@@ -10,12 +10,13 @@ key goes to providers that de-duplicate.)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,7 +28,7 @@ from django.utils import timezone
 from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms.models import Alarm
 from rallypoint.notify import messages, registry
-from rallypoint.notify.channels.base import Address, TransportError
+from rallypoint.notify.channels.base import Address, Message, TransportError
 from rallypoint.notify.models import Delivery, DeliveryAttempt, MessengerAddress, PushSubscription
 from rallypoint.ops.scheduler import worker_id
 from rallypoint.realtime import hub
@@ -104,21 +105,41 @@ def _load(ids: list[int]) -> list[Delivery]:
     )
 
 
-def _send_one(delivery: Delivery, address: Address) -> Outcome:
+def _messages(deliveries: list[Delivery]) -> dict[int, Message]:
+    """Each delivery's message. Templates are rendered once per alarm, event, role and language."""
+    shared: dict[tuple, Message] = {}
+    result = {}
+    for d in deliveries:
+        membership = d.recipient.membership
+        key = (d.alarm_id, d.event, membership.role, membership.user.language)
+        if key not in shared:
+            shared[key] = messages.render_shared(d.alarm, event=d.event, role=membership.role,
+                                                 language=membership.user.language)
+        result[d.pk] = messages.personalise(shared[key], d.recipient, delivery_key=str(d.key))
+    return result
+
+
+def _send_one(delivery: Delivery, message: Message, address: Address) -> Outcome:
     started = timezone.now()
     t0 = time.perf_counter()
     try:
-        alarm, recipient = delivery.alarm, delivery.recipient
-        message = messages.render(alarm, recipient, event=delivery.event, delivery_key=str(delivery.key),
-                                  language=recipient.membership.user.language)
         registry.channel_for_thread(delivery.channel).send(message, address)
     except TransportError as exc:
         return Outcome(delivery, started, int((time.perf_counter() - t0) * 1000), exc.message[:300] or "error",
                        exc.permanent)
     except Exception as exc:  # a bug in one channel must not lose the delivery: retry it later
-        log.exception("channel raised", extra={"channel": delivery.channel, "delivery": delivery.pk})
+        # Only the type: a third-party exception's text may quote an address.
+        log.error("channel raised", extra={"channel": delivery.channel, "delivery": delivery.pk,
+                                           "error": type(exc).__name__})
         return Outcome(delivery, started, int((time.perf_counter() - t0) * 1000), type(exc).__name__)
     return Outcome(delivery, started, int((time.perf_counter() - t0) * 1000))
+
+
+def extend_lease(worker: str, ids: list[int]) -> int:
+    """Keep a claim while its batch is still being sent (slow gateways must not let it expire)."""
+    until = timezone.now() + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    return Delivery.objects.filter(pk__in=ids, claimed_by=worker, state=Delivery.State.SENDING).update(
+        claimed_until=until)
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -177,8 +198,12 @@ class DeliveryWorker:
             return 0
         deliveries = _load(ids)
         addresses = _addresses(deliveries)
-        outcomes = list(self._pool.map(lambda d: _send_one(d, addresses[d.pk]), deliveries))
-        _record(self.worker, outcomes)
+        texts = _messages(deliveries)
+        futures = [self._pool.submit(_send_one, d, texts[d.pk], addresses[d.pk]) for d in deliveries]
+        renew_every = settings.DELIVERY_LEASE_SECONDS / 3
+        while wait(futures, timeout=renew_every).not_done:
+            extend_lease(self.worker, ids)
+        _record(self.worker, [f.result() for f in futures])
         now = time.monotonic()
         for d in deliveries:
             self._counts_due.setdefault(d.alarm_id, now)
@@ -214,6 +239,19 @@ class DeliveryWorker:
                     stop.wait(1.0)
         finally:
             unsubscribe()
-            self._pool.shutdown(wait=True)
+            self.close()
             connections.close_all()
             log.info("delivery worker stopped", extra={"worker": self.worker})
+
+    def close(self) -> None:
+        """Close every sending thread's kept connections (channels, database), then stop the threads."""
+        barrier = threading.Barrier(self.threads)
+
+        def close_thread(_: int) -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(5)  # so that each thread of the pool runs exactly one of these
+            registry.close_thread_channels()
+            connections.close_all()
+
+        list(self._pool.map(close_thread, range(self.threads)))
+        self._pool.shutdown(wait=True)
