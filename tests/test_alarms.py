@@ -187,6 +187,19 @@ def test_raising_the_level_adds_its_recipients_and_alerts_everyone_on_it(world):
         actions.raise_level(user=world.a.people[Role.LEAD].user, alarm=alarm, level=evacuate)
 
 
+def test_a_silent_alarm_sends_nothing_to_the_phone_of_who_raised_it(world):
+    scenario = fire_scenario(world.a.site, channels=("inapp", "push", "sms"), silent=True)
+    employee = world.a.people[Role.EMPLOYEE]
+    alarm, _ = _trigger(world, scenario)
+    mine = Delivery.objects.filter(alarm=alarm, recipient__membership=employee)
+    assert list(mine.values_list("channel", flat=True)) == ["inapp"]
+    others = Delivery.objects.filter(alarm=alarm).exclude(recipient__membership=employee)
+    assert others.filter(channel="sms").count() == alarm.recipients.count() - 1
+    actions.end_alarm(user=world.a.people[Role.LEAD].user, alarm=alarm, reason="Police on site")
+    assert list(mine.values_list("channel", flat=True)) == ["inapp"]
+    assert actions.public_alarm(alarm)["sound"] == "none" and actions.public_alarm(alarm)["silent"]
+
+
 def test_an_update_reaches_recipients_and_the_timeline(world):
     alarm, _ = _trigger(world, fire_scenario(world.a.site, channels=("inapp", "email", "voice")))
     actions.update_alarm(user=world.a.people[Role.LEAD].user, alarm=alarm, note="Use exit B", location_text="Lab 3")

@@ -15,7 +15,7 @@ from rallypoint.accounts import mfa
 OPEN_ROUTES = frozenset({("mfa", "setup"), ("mfa", "totp"), ("mfa", "passkey_options"), ("mfa", "passkey_add"),
                          ("mfa", "recovery_codes"), ("mfa", "confirm"), ("mfa", "verify"),
                          ("mfa", "verify_passkey_options"), ("accounts", "logout"), ("web", "set_language"),
-                         ("", "healthz"), ("", "readyz")})
+                         ("", "healthz"), ("", "readyz"), ("alarms", "answer_link")})
 
 
 def _is_open(request) -> bool:

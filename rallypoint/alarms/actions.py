@@ -152,6 +152,14 @@ def _queue(alarm: Alarm, recipients, channels, event: str) -> int:
     return queued
 
 
+def _told(alarm: Alarm):
+    """Recipients of messages outside the app. A silent alarm never reaches the phone of the person who
+    raised it: a buzz or a ring could give them away (threat situations)."""
+    if alarm.scenario.silent and alarm.triggered_by_id:
+        return alarm.recipients.exclude(membership_id=alarm.triggered_by_id)
+    return alarm.recipients.all()
+
+
 def _validate_trigger(site, scenario, level, is_drill, answers, latitude, longitude) -> None:
     if scenario.site_id != site.pk or level.scenario_id != scenario.pk:
         raise ValidationError({"level": _("This level does not belong to the scenario.")})
@@ -199,7 +207,8 @@ def trigger_alarm(*, site: Site, scenario: Scenario, level: Level | None = None,
                 triggered_by=actor, api_key=api_key, idempotency_key=idempotency_key, started_at=now,
                 level_since=now)
             recipients = _add_recipients(alarm, level, resolve_recipients(level))
-            queued = _queue(alarm, alarm.recipients.all(), level.channels, "triggered")
+            queued = _queue(alarm, alarm.recipients.all(), [c for c in level.channels if c == "inapp"], "triggered")
+            queued += _queue(alarm, _told(alarm), [c for c in level.channels if c != "inapp"], "triggered")
             record(actor=user, organization=site.organization, site=site, action="alarm.triggered",
                    object_type="alarm", object_id=alarm.pk,
                    changes={"scenario": [None, scenario.name], "level": [None, level.name],
@@ -237,7 +246,7 @@ def update_alarm(*, user, alarm: Alarm, note: str | None = None, location_text: 
         if not changes:
             return alarm
         alarm.save(update_fields=["note", "location_text"])
-        _queue(alarm, alarm.recipients.all(), [c for c in alarm.level.channels if c in FOLLOW_UP_CHANNELS], "updated")
+        _queue(alarm, _told(alarm), [c for c in alarm.level.channels if c in FOLLOW_UP_CHANNELS], "updated")
         record(actor=user, organization=alarm.site.organization, site=alarm.site, action="alarm.updated",
                object_type="alarm", object_id=alarm.pk, changes=changes)
         _event(alarm, AlarmEvent.Kind.UPDATED, actor, {"fields": sorted(changes)}, "alarm.changed")
@@ -259,7 +268,10 @@ def raise_level(*, user, alarm: Alarm, level: Level, escalated: bool = False) ->
         people = resolve_recipients(level)
         added = _add_recipients(alarm, level, people)
         AlarmRecipient.objects.filter(alarm=alarm, membership_id__in=list(people)).update(level=level)
-        queued = _queue(alarm, alarm.recipients.filter(level=level), level.channels, "level_raised")
+        queued = _queue(alarm, alarm.recipients.filter(level=level), [c for c in level.channels if c == "inapp"],
+                        "level_raised")
+        queued += _queue(alarm, _told(alarm).filter(level=level), [c for c in level.channels if c != "inapp"],
+                         "level_raised")
         record(actor=user, organization=alarm.site.organization, site=alarm.site, action="alarm.level_raised",
                object_type="alarm", object_id=alarm.pk, changes={"level": [before, level.name]})
         _event(alarm, AlarmEvent.Kind.LEVEL_RAISED, actor,
@@ -282,7 +294,7 @@ def end_alarm(*, user, alarm: Alarm, reason: str) -> Alarm:
         # Nobody needs the alarm message any more once it is over; the all-clear replaces it.
         Delivery.objects.filter(alarm=alarm, state=Delivery.State.PENDING).exclude(channel="inapp").update(
             state=Delivery.State.CANCELLED)
-        _queue(alarm, alarm.recipients.all(), [c for c in alarm.level.channels if c in FOLLOW_UP_CHANNELS], "ended")
+        _queue(alarm, _told(alarm), [c for c in alarm.level.channels if c in FOLLOW_UP_CHANNELS], "ended")
         record(actor=user, organization=alarm.site.organization, site=alarm.site, action="alarm.ended",
                object_type="alarm", object_id=alarm.pk,
                changes={"state": ["active", "ended"], "reason": [None, reason]})
@@ -395,8 +407,8 @@ def _escalate(alarm: Alarm, level: Level, accepted: int) -> None:
             is_active=True, user__is_active=True).values_list("pk", flat=True)}
         known = set(alarm.recipients.values_list("pk", flat=True))
         data["added"] = _add_recipients(alarm, level, people)
-        data["deliveries"] = _queue(alarm, alarm.recipients.exclude(pk__in=known), level.channels, "escalated")
+        data["deliveries"] = _queue(alarm, _told(alarm).exclude(pk__in=known), level.channels, "escalated")
     elif level.escalation == Level.Escalation.NEXT_CHANNEL:
-        silent = alarm.recipients.filter(level=level, answer="")
-        data["deliveries"] = _queue(alarm, silent, level.escalate_channels, "escalated")
+        unanswered = _told(alarm).filter(level=level, answer="")
+        data["deliveries"] = _queue(alarm, unanswered, level.escalate_channels, "escalated")
     _event(alarm, AlarmEvent.Kind.ESCALATED, None, data, "alarm.changed")

@@ -62,7 +62,8 @@ class Scenario(models.Model):
     #: {role: text} — what a person in that role has to do.
     instructions = models.JSONField(_("instructions per role"), default=dict, blank=True)
     trigger_roles = models.JSONField(_("roles that may trigger"), default=list, blank=True)
-    trigger_groups = models.ManyToManyField(Group, blank=True, related_name="+", verbose_name=_("groups that may trigger"))
+    trigger_groups = models.ManyToManyField(Group, blank=True, related_name="+",
+                                            verbose_name=_("groups that may trigger"))
     silent = models.BooleanField(
         _("silent"), default=False,
         help_text=_("No sound and no banner on the device that triggers it (threat situations)."))

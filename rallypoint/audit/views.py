@@ -36,6 +36,17 @@ ACTION_LABELS = {
     "group.updated": _("Group changed"),
     "group.deleted": _("Group deleted"),
     "organization.second_factor_policy": _("Second-factor rule changed"),
+    "scenario.created": _("Scenario created"),
+    "scenario.updated": _("Scenario changed"),
+    "scenario.deleted": _("Scenario deleted"),
+    "scenario.level_created": _("Scenario level added"),
+    "scenario.level_updated": _("Scenario level changed"),
+    "scenario.level_deleted": _("Scenario level deleted"),
+    "scenario.question_created": _("Scenario question added"),
+    "scenario.question_updated": _("Scenario question changed"),
+    "scenario.question_deleted": _("Scenario question deleted"),
+    "scenario.document_added": _("Scenario document added"),
+    "scenario.document_deleted": _("Scenario document deleted"),
     "alarm.triggered": _("Alarm triggered"),
     "alarm.updated": _("Alarm information updated"),
     "alarm.level_raised": _("Alarm level raised"),
@@ -47,7 +58,8 @@ ACTION_LABELS = {
     "api_key.used": _("API key used"),
 }
 OBJECT_LABELS = {"site": _("Site"), "person": _("Person"), "group": _("Group"), "user": _("User"),
-                 "organization": _("Organisation"), "alarm": _("Alarm"), "api_key": _("API key")}
+                 "organization": _("Organisation"), "alarm": _("Alarm"), "api_key": _("API key"),
+                 "scenario": _("Scenario")}
 
 
 class AuditFilterForm(forms.Form):

@@ -29,8 +29,8 @@ class _Template(string.Formatter):
 
 
 def fill_template(template: str, alarm: Alarm) -> str:
-    values = {"scenario": alarm.scenario.name, "level": alarm.level.name, "location": alarm.location_text,
-              "site": alarm.site.name}
+    values = {"scenario": alarm.scenario.name, "level": alarm.level.name,
+              "location": alarm.location_text or _("place not given"), "site": alarm.site.name}
     try:
         return _Template().vformat(template, (), values)
     except (ValueError, IndexError):
