@@ -220,6 +220,8 @@ KEYRING_FILE = Path(env_str("RP_KEYRING_FILE", str(DATA_DIR / "keyring.json")))
 
 # Alarm delivery. A claimed delivery whose worker died is taken over when its lease runs out.
 REDIS_URL = env_str("RP_REDIS_URL", "")
+if REDIS_URL and REDIS_URL.split(":", 1)[0] not in ("redis", "rediss", "unix"):
+    raise ConfigError("RP_REDIS_URL must start with redis://, rediss:// or unix://")
 DELIVERY_LEASE_SECONDS = env_int("RP_DELIVERY_LEASE_SECONDS", 30, minimum=1, maximum=3600)
 DELIVERY_MAX_ATTEMPTS = env_int("RP_DELIVERY_MAX_ATTEMPTS", 8, minimum=1, maximum=100)
 WORKER_THREADS = env_int("RP_WORKER_THREADS", 16, minimum=1, maximum=256)

@@ -79,7 +79,10 @@ async def _serve_all() -> None:
     tls = {"ssl_certfile": settings.TLS_CERT_FILE, "ssl_keyfile": settings.TLS_KEY_FILE} if settings.TLS else {}
     servers = [_Server(_TLSConfig("rallypoint.asgi:application", host=settings.LISTEN_HOST, port=settings.PORT,
                                   log_config=log_config, proxy_headers=settings.BEHIND_PROXY,
-                                  server_header=False, lifespan="off", **tls))]
+                                  server_header=False, lifespan="off",
+                                  # Stream frames are encoded once for all sockets; per-socket compression
+                                  # would redo the work for each. Clients only send small messages.
+                                  ws_per_message_deflate=False, ws_max_size=16384, **tls))]
     if settings.TLS and settings.REDIRECT_PORT:
         servers.append(_Server(uvicorn.Config(redirect_app, host=settings.LISTEN_HOST,
                                               port=settings.REDIRECT_PORT, log_config=log_config,
