@@ -226,6 +226,8 @@ DELIVERY_LEASE_SECONDS = env_int("RP_DELIVERY_LEASE_SECONDS", 30, minimum=1, max
 DELIVERY_MAX_ATTEMPTS = env_int("RP_DELIVERY_MAX_ATTEMPTS", 8, minimum=1, maximum=100)
 WORKER_THREADS = env_int("RP_WORKER_THREADS", 16, minimum=1, maximum=256)
 WORKER_BATCH = env_int("RP_WORKER_BATCH", 500, minimum=1, maximum=10_000)
+# The live stream keeps its events this long for apps that reconnect (the alarms themselves stay).
+STREAM_RETENTION_DAYS = env_int("RP_STREAM_RETENTION_DAYS", 7, minimum=1)
 # One-tap answer links in e-mail and SMS stay valid this long (and work once).
 ANSWER_LINK_MINUTES = env_int("RP_ANSWER_LINK_MINUTES", 120, minimum=1, maximum=7 * 24 * 60)
 # SMS and voice calls go through an HTTP gateway (see docs/channels.md); empty: not configured.

@@ -315,3 +315,17 @@ def test_seen_marks_the_in_app_delivery_delivered(world):
     inapp = Delivery.objects.get(alarm=alarm, channel="inapp", recipient__membership=employee)
     assert inapp.state == "delivered" and AlarmRecipient.objects.get(alarm=alarm, membership=employee).seen_at
     assert actions.counts(alarm)["seen"] == 1
+
+
+def test_old_stream_events_are_purged_and_the_sequence_goes_on(world, settings):
+    from rallypoint.realtime.events import purge_old
+
+    settings.STREAM_RETENTION_DAYS = 7
+    scenario = fire_scenario(world.a.site)
+    with time_machine.travel(timezone.now() - timedelta(days=8)):
+        _trigger(world, scenario)
+    _trigger(world, scenario)
+    assert purge_old() == 1
+    assert list(StreamEvent.objects.filter(site=world.a.site).values_list("seq", flat=True)) == [2]
+    _trigger(world, scenario)
+    assert StreamEvent.objects.filter(site=world.a.site).latest("seq").seq == 3

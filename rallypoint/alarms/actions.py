@@ -317,8 +317,7 @@ def answer_alarm(*, alarm: Alarm, membership: Membership, answer: str, via: str)
         if recipient.answer == answer:
             return recipient
         recipient.answer, recipient.answered_at, recipient.answered_via = answer, timezone.now(), via
-        recipient.seen_at = recipient.seen_at or recipient.answered_at
-        recipient.save(update_fields=["answer", "answered_at", "answered_via", "seen_at"])
+        recipient.save(update_fields=["answer", "answered_at", "answered_via"])
         kind = AlarmEvent.Kind.ACCEPTED if answer == "accepted" else AlarmEvent.Kind.DECLINED
         AlarmEvent.objects.create(site_id=alarm.site_id, alarm=alarm, kind=kind, actor=membership,
                                   data={"via": via})

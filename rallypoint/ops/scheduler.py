@@ -25,6 +25,7 @@ from rallypoint.accounts.pow import purge_used
 from rallypoint.accounts.throttle import purge_stale
 from rallypoint.audit.actions import purge_expired, purge_expired_security_events
 from rallypoint.ops.models import JobState
+from rallypoint.realtime.events import purge_old as purge_old_stream_events
 
 log = logging.getLogger("rallypoint.worker")
 
@@ -44,6 +45,7 @@ JOBS: dict[str, Job] = {
         Job("security_events.purge_expired", timedelta(hours=1), purge_expired_security_events),
         Job("sign_in_throttle.purge_stale", timedelta(minutes=15), purge_stale),
         Job("proof_of_work.purge_used", timedelta(minutes=15), purge_used),
+        Job("stream_events.purge_old", timedelta(hours=1), purge_old_stream_events),
     ]
 }
 

@@ -8,8 +8,12 @@ ever sees a change that was rolled back.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from rallypoint.realtime import hub
 from rallypoint.realtime.models import SiteStream, StreamEvent
@@ -26,6 +30,13 @@ def as_frame(event: StreamEvent) -> dict:
     """The wire form of an event: what the hub carries and what a client receives."""
     return {"seq": event.seq, "site": event.site_id, "type": event.type, "audience": event.audience,
             "alarm": event.alarm_id, "at": event.at.isoformat(), "data": event.payload}
+
+
+def purge_old(now=None) -> int:
+    """Forget stream events older than RP_STREAM_RETENTION_DAYS: an app that was away longer reloads."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.STREAM_RETENTION_DAYS)
+    deleted, _ = StreamEvent.objects.filter(at__lt=cutoff).delete()
+    return deleted
 
 
 def append(site_id: int, type: str, payload: dict, *, audience: str = StreamEvent.Audience.SITE,
