@@ -15,7 +15,8 @@ from rallypoint.accounts import mfa
 OPEN_ROUTES = frozenset({("mfa", "setup"), ("mfa", "totp"), ("mfa", "passkey_options"), ("mfa", "passkey_add"),
                          ("mfa", "recovery_codes"), ("mfa", "confirm"), ("mfa", "verify"),
                          ("mfa", "verify_passkey_options"), ("accounts", "logout"), ("web", "set_language"),
-                         ("", "healthz"), ("", "readyz"), ("alarms", "answer_link")})
+                         ("", "healthz"), ("", "readyz"), ("alarms", "answer_link"),
+                         ("notify", "service_worker"), ("notify", "push_key")})
 
 
 def _is_open(request) -> bool:

@@ -51,6 +51,9 @@ ACTION_LABELS = {
     "alarm.updated": _("Alarm information updated"),
     "alarm.level_raised": _("Alarm level raised"),
     "alarm.ended": _("Alarm ended"),
+    "push.subscribed": _("Push notifications turned on"),
+    "push.renewed": _("Push subscription renewed"),
+    "push.unsubscribed": _("Push notifications turned off"),
     "api_key.created": _("API key created"),
     "api_key.updated": _("API key changed"),
     "api_key.rotated": _("API key rotated"),
@@ -59,7 +62,7 @@ ACTION_LABELS = {
 }
 OBJECT_LABELS = {"site": _("Site"), "person": _("Person"), "group": _("Group"), "user": _("User"),
                  "organization": _("Organisation"), "alarm": _("Alarm"), "api_key": _("API key"),
-                 "scenario": _("Scenario")}
+                 "scenario": _("Scenario"), "push_subscription": _("Push subscription")}
 
 
 class AuditFilterForm(forms.Form):

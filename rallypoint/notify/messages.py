@@ -75,7 +75,7 @@ def render_shared(alarm: Alarm, *, event: str, role: str, language: str) -> Mess
     return Message(delivery_key="", alarm_id=alarm.pk, site_id=alarm.site_id, event=event, subject=subject,
                    text=text, short=_short_head(subject, alarm), html=html, url=url, answer_url=answer_url,
                    priority=alarm.scenario.priority, is_drill=alarm.is_drill, silent=alarm.scenario.silent,
-                   color=alarm.scenario.color, language=language)
+                   color=alarm.scenario.color, language=language, extra={"body": body})
 
 
 def personalise(shared: Message, recipient: AlarmRecipient, *, delivery_key: str) -> Message:
