@@ -40,6 +40,10 @@ class SecondFactorEnrollmentMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
+        # The pages still open to such a person do not connect to the live stream (it refuses them).
+        request.second_factor_pending = False
+        if user is not None and user.is_authenticated and _is_open(request):
+            request.second_factor_pending = mfa.needs_second_step(user) or mfa.must_enroll(user)
         if (user is not None and user.is_authenticated and not _is_open(request)
                 and not mfa.needs_second_step(user) and mfa.must_enroll(user)):
             text = _("Your organisation requires a second factor. Please set one up to continue.")
