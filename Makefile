@@ -35,9 +35,11 @@ test-sqlite: $(TEST_STAMP)
 	@echo "== tests on SQLite =="
 	$(TEST_ENV) $(BIN)/python -m pytest -q
 
+# The browser tests drive the pages of a `rallypoint run` with the embedded defaults; they run once, in
+# the SQLite pass. Everything else, the multi-process tests included, runs on PostgreSQL too.
 test-postgres: $(TEST_STAMP)
 	@echo "== tests on PostgreSQL ($(POSTGRES_URL)) =="
-	$(TEST_ENV) RP_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest -q
+	$(TEST_ENV) RP_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest -q -m "not browser"
 
 roles-doc: $(STAMP)
 	$(BIN)/rallypoint roles_doc
