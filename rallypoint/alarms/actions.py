@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
+import time
 from collections import defaultdict
 from datetime import timedelta
 
@@ -321,7 +323,7 @@ def answer_alarm(*, alarm: Alarm, membership: Membership, answer: str, via: str)
         kind = AlarmEvent.Kind.ACCEPTED if answer == "accepted" else AlarmEvent.Kind.DECLINED
         AlarmEvent.objects.create(site_id=alarm.site_id, alarm=alarm, kind=kind, actor=membership,
                                   data={"via": via})
-        publish_counts(alarm)
+        counts_changed(alarm)
     return recipient
 
 
@@ -346,6 +348,34 @@ def counts(alarm: Alarm) -> dict:
     return {"total": total, "accepted": answers.get("accepted", 0), "declined": answers.get("declined", 0),
             "none": answers.get("", 0), "seen": seen, "by_level": dict(by_level), "by_group": dict(by_group),
             "by_channel": dict(by_channel)}
+
+
+#: (alarm id, start) → when this process last published the alarm's counts.
+_counts_published: dict[tuple[int, str], float] = {}
+_counts_lock = threading.Lock()
+COUNTS_INTERVAL = 1.0
+
+
+def counts_changed(alarm: Alarm) -> None:
+    """An answer or receipt changed the counts. Publish them now, unless this process did so for the
+    alarm less than a second ago: then a worker's next sweep (about every second) publishes them.
+    Counting is one pass over the alarm's rows; doing it for each of 5,000 answers a minute would make
+    answering slower the bigger the alarm."""
+    key, now = (alarm.pk, alarm.started_at.isoformat()), time.monotonic()
+    with _counts_lock:
+        if now - _counts_published.get(key, 0.0) < COUNTS_INTERVAL:
+            return
+        _counts_published[key] = now
+        if len(_counts_published) > 10_000:
+            _counts_published.clear()
+    publish_counts(alarm)
+
+
+def alarms_with_new_answers(since) -> list[int]:
+    """Active alarms with an answer or in-app receipt since ``since`` (for the worker's sweep)."""
+    return list(AlarmRecipient.objects.filter(alarm__state=Alarm.State.ACTIVE)
+                .filter(Q(answered_at__gte=since) | Q(seen_at__gte=since))
+                .values_list("alarm_id", flat=True).distinct()[:200])
 
 
 def publish_counts(alarm: Alarm) -> None:

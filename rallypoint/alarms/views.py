@@ -396,7 +396,7 @@ def detail(request, alarm_id: int):
     if recipient is not None and recipient.seen_at is None:
         with transaction.atomic():
             if actions.mark_seen(alarm_id=alarm.pk, membership_id=recipient.membership_id):
-                actions.publish_counts(alarm)
+                actions.counts_changed(alarm)
     context = alarm_context(alarm, _my_role(request))
     context.update(recipient=recipient, documents=alarm.scenario.documents.defer("content"),
                    can_answer=recipient is not None and alarm.is_active,

@@ -185,6 +185,7 @@ class DeliveryWorker:
         self.batch = batch or settings.WORKER_BATCH
         self.wake = threading.Event()
         self._counts_due: dict[int, float] = {}
+        self._swept_at = None
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="send", initializer=close_old_connections)
 
     def on_stream_event(self, frame: dict) -> None:
@@ -209,8 +210,21 @@ class DeliveryWorker:
             self._counts_due.setdefault(d.alarm_id, now)
         return len(ids)
 
+    def sweep_answers(self) -> None:
+        """Answers and receipts arrive through the web processes, which publish the counts at most once a
+        second per alarm; publish what they left for later. The window overlaps the previous one, so an
+        answer committed during a sweep is not missed (a duplicate count event is harmless)."""
+        now = timezone.now()
+        if self._swept_at and (now - self._swept_at).total_seconds() < 1.0:
+            return
+        since = (self._swept_at or now) - timedelta(seconds=3)
+        self._swept_at = now
+        for alarm_id in alarm_actions.alarms_with_new_answers(since):
+            self._counts_due.setdefault(alarm_id, 0.0)
+
     def publish_counts(self, force: bool = False) -> None:
         """Tell the cockpit about changed delivery counts, at most once a second per alarm."""
+        self.sweep_answers()
         now = time.monotonic()
         for alarm_id, since in list(self._counts_due.items()):
             if not force and now - since < 1.0:
