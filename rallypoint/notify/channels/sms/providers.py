@@ -46,7 +46,7 @@ class Provider(Protocol):
 class HttpGateway:
     """POSTs JSON to one URL over a kept-alive connection (one pool per sending thread)."""
 
-    def __init__(self, url: str, token: str = "", *, name: str = "SMS gateway",
+    def __init__(self, url: str, token: str = "", *, name: str = "SMS gateway",  # nosec B107 - no token
                  timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT)) -> None:
         self.url = url
         self.name = name
