@@ -31,7 +31,7 @@ def mail():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, mail):
     env = {"RP_SMTP_HOST": "127.0.0.1", "RP_SMTP_PORT": str(mail.port), "RP_SMTP_SECURITY": "none"}
-    with run_server(tmp_path_factory.mktemp("story"), env, host="localhost") as running:
+    with run_server(tmp_path_factory.mktemp("story"), env) as running:
         yield running
 
 
