@@ -36,15 +36,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
+from tests.server import free_port
+
 HOST = "127.0.0.1"
 # aiosmtpd logs every command at INFO (with addresses): far too slow and too chatty for a sink.
 logging.getLogger("mail.log").setLevel(logging.WARNING)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 class _Counter:

@@ -47,18 +47,9 @@ from rallypoint.notify.messages import fill_template
 from rallypoint.tenants.models import Group
 from rallypoint.tenants.roles import Perm, Role
 from rallypoint.tenants.scoping import accessible_sites, has_perm, site_permission_required
+from rallypoint.web.forms import add_validation_errors as _form_errors
 
 WAITING_LIST_LIMIT = 250
-
-
-def _form_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            for error in errors:
-                form.add_error(field if field in form.fields else None, error)
-    else:
-        for message in exc.messages:
-            form.add_error(None, message)
 
 
 def _get(queryset, **lookup):

@@ -23,11 +23,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import Field, Header, Query, Router, Schema, Status
-from ninja.security import APIKeyHeader, HttpBearer, django_auth
+from ninja.security import APIKeyHeader, django_auth
 
-from rallypoint.accounts import apptokens
 from rallypoint.alarms import actions
 from rallypoint.alarms.models import Alarm, Level, Scenario
+from rallypoint.api.auth import AppTokenAuth
 from rallypoint.integrations.actions import KEY_PREFIX, authenticate_api_key, record_api_key_use
 from rallypoint.integrations.models import ApiKey
 from rallypoint.tenants.roles import Perm
@@ -62,13 +62,6 @@ class ApiKeyAuth(APIKeyHeader):
         request.site, request.site_role, request.site_perms = row.site, None, frozenset()
         request.membership = None
         return row
-
-
-class AppTokenAuth(HttpBearer):
-    """``Authorization: Bearer rp_…`` (the same scheme as in :mod:`rallypoint.api.api`)."""
-
-    def authenticate(self, request, token):
-        return apptokens.authenticate(request, token)
 
 
 #: Endpoints another system may call with its key, besides people (app token, browser session).

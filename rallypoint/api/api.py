@@ -10,23 +10,16 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI, Schema, Status
-from ninja.security import HttpBearer, django_auth
+from ninja.security import django_auth
 
 from rallypoint.accounts import actions as people
 from rallypoint.accounts import apptokens, mfa
 from rallypoint.accounts.forms import PersonForm
 from rallypoint.api.alarms import router as alarms_router
+from rallypoint.api.auth import AppTokenAuth
 from rallypoint.tenants.models import Group, Membership
 from rallypoint.tenants.roles import Perm, role_label
 from rallypoint.tenants.scoping import check_request, get_group_for_request, get_membership_for_request
-
-
-class AppTokenAuth(HttpBearer):
-    """``Authorization: Bearer rp_…``: an app token acts in the site it was issued for."""
-
-    def authenticate(self, request, token):
-        return apptokens.authenticate(request, token)
-
 
 api = NinjaAPI(
     title="Rallypoint API",

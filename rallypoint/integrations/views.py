@@ -18,6 +18,7 @@ from rallypoint.integrations.forms import ApiKeyForm
 from rallypoint.integrations.models import ApiKey
 from rallypoint.tenants.roles import Perm
 from rallypoint.tenants.scoping import site_permission_required
+from rallypoint.web.forms import add_validation_errors as _form_errors
 
 
 def get_api_key_for_request(request, key_id: int) -> ApiKey:
@@ -25,16 +26,6 @@ def get_api_key_for_request(request, key_id: int) -> ApiKey:
         return ApiKey.objects.for_site(request.site).select_related("site__organization").get(pk=key_id)
     except ApiKey.DoesNotExist:
         raise Http404 from None
-
-
-def _form_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            for error in errors:
-                form.add_error(field if field in form.fields else None, error)
-    else:
-        for message in exc.messages:
-            form.add_error(None, message)
 
 
 def _show_secret(request, key: ApiKey, raw: str, *, rotated: bool):

@@ -25,17 +25,7 @@ from rallypoint.tenants.scoping import (
     manageable_sites,
     site_permission_required,
 )
-
-
-def _form_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            for error in errors:
-                form.add_error(field if field in form.fields else None, error)
-    else:
-        for message in exc.messages:
-            form.add_error(None, message)
-
+from rallypoint.web.forms import add_validation_errors as _form_errors
 
 # People -----------------------------------------------------------------------------------------
 
