@@ -323,7 +323,9 @@ def answer_alarm(*, alarm: Alarm, membership: Membership, answer: str, via: str)
         kind = AlarmEvent.Kind.ACCEPTED if answer == "accepted" else AlarmEvent.Kind.DECLINED
         AlarmEvent.objects.create(site_id=alarm.site_id, alarm=alarm, kind=kind, actor=membership,
                                   data={"via": via})
-        counts_changed(alarm)
+        # Counted after commit: the count reads all of the alarm's rows, which must not hold up the
+        # answers queued behind this one for the write lock (SQLite has one).
+        transaction.on_commit(lambda: counts_changed(alarm))
     return recipient
 
 
@@ -379,9 +381,12 @@ def alarms_with_new_answers(since) -> list[int]:
 
 
 def publish_counts(alarm: Alarm) -> None:
-    """Append the alarm's current counts to the stream (for the cockpit). Call inside a transaction."""
-    events.append(alarm.site_id, "alarm.counts", {"alarm_id": alarm.pk, "counts": counts(alarm)},
-                  audience=StreamEvent.Audience.COCKPIT, alarm_id=alarm.pk)
+    """Append the alarm's current counts to the stream (for the cockpit). Counting is a read; only the
+    append is a (short) write transaction of its own."""
+    payload = {"alarm_id": alarm.pk, "counts": counts(alarm)}
+    with transaction.atomic():
+        events.append(alarm.site_id, "alarm.counts", payload, audience=StreamEvent.Audience.COCKPIT,
+                      alarm_id=alarm.pk)
 
 
 def mark_seen(*, alarm_id: int, membership_id: int) -> bool:

@@ -385,9 +385,8 @@ def alarm_context(alarm: Alarm, role: str | None) -> dict:
 def detail(request, alarm_id: int):
     alarm, recipient = _viewable_alarm(request, alarm_id)
     if recipient is not None and recipient.seen_at is None:
-        with transaction.atomic():
-            if actions.mark_seen(alarm_id=alarm.pk, membership_id=recipient.membership_id):
-                actions.counts_changed(alarm)
+        if actions.mark_seen(alarm_id=alarm.pk, membership_id=recipient.membership_id):
+            actions.counts_changed(alarm)
     context = alarm_context(alarm, _my_role(request))
     context.update(recipient=recipient, documents=alarm.scenario.documents.defer("content"),
                    can_answer=recipient is not None and alarm.is_active,

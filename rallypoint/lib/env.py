@@ -96,7 +96,7 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict:
         else:
             path = base_dir / raw_path.lstrip("/")
         return {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "rallypoint.lib.sqlite3",
             "NAME": str(path),
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",

@@ -232,8 +232,7 @@ class DeliveryWorker:
             del self._counts_due[alarm_id]
             alarm = Alarm.objects.filter(pk=alarm_id).first()
             if alarm is not None:
-                with transaction.atomic():
-                    alarm_actions.publish_counts(alarm)
+                alarm_actions.publish_counts(alarm)
 
     def loop(self, stop: threading.Event, *, idle_seconds: float = 0.5) -> None:
         unsubscribe = hub.subscribe(self.on_stream_event)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
+from django.db import OperationalError
+from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
@@ -23,6 +27,22 @@ def not_found(request, exception=None):
     return _page(request, 404, _("Not found"), _("This page does not exist in the site you are working in."))
 
 
+def _busy(exc: BaseException | None) -> bool:
+    """The database could not take the request's write in time (SQLite's one write lock under a burst)."""
+    return isinstance(exc, OperationalError) and "locked" in str(exc)
+
+
 def server_error(request):
+    # Django calls this inside its ``except`` block, so the exception is still at hand.
+    if _busy(sys.exc_info()[1]):
+        # Nothing was written (the transaction never began, or was rolled back): the client may simply
+        # try again, which is what 503 with Retry-After says.
+        text = _("Too many requests at the same moment. Nothing was saved; please try again.")
+        if request.path.startswith("/api/"):
+            response = JsonResponse({"detail": text}, status=503)
+        else:
+            response = _page(request, 503, _("Busy"), text)
+        response["Retry-After"] = "2"
+        return response
     return _page(request, 500, _("Something went wrong"),
                  _("The error has been recorded. Please try again in a moment."))

@@ -1,0 +1,153 @@
+"""Django's SQLite backend, with the process's write transactions taking turns in a queue.
+
+SQLite has one write lock per database file. A connection that wants it while another holds it polls:
+SQLite's busy handler sleeps (up to 100 ms at a time) and tries again until the busy timeout. With a
+few writers that is fine. With hundreds of request threads answering one alarm at the same moment,
+the lock is free for a few microseconds between two transactions and whoever happens to poll then
+wins; an unlucky thread can lose for longer than the timeout and its request fails with "database is
+locked", although the database was never busier than a few milliseconds per answer.
+
+Here every transaction (our settings begin them all with ``BEGIN IMMEDIATE``, so each takes the write
+lock at its start) first waits for its turn on a lock in the process, then begins. Within one process
+the write lock then passes from one transaction to the next at once, and a thread waits as long as the
+transactions before it take, not as long as its luck. Other processes (a separate ``rallypoint
+worker``) still meet at SQLite's lock with its busy timeout, as before.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from django.db import OperationalError
+from django.db.backends.sqlite3 import base
+
+
+class FairLock:
+    """A lock that is handed to its waiters in the order they came (``threading.Lock`` is not: a thread
+    that releases it and asks again at once usually wins again)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held = False
+        self._waiters: deque[threading.Lock] = deque()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return True
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
+        if waiter.acquire(timeout=timeout):
+            return True  # handed over by release()
+        with self._guard:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                return True  # handed over between the timeout and now: it is ours
+            return False
+
+    def release(self) -> None:
+        with self._guard:
+            if self._waiters:
+                self._waiters.popleft().release()  # still held, now by the next in line
+            else:
+                self._held = False
+
+
+#: database file → the lock that its transactions in this process queue on
+_locks: dict[str, FairLock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(name: str) -> FairLock:
+    with _locks_guard:
+        return _locks.setdefault(name, FairLock())
+
+
+def wait_turn(lock: FairLock, timeout: float) -> None:
+    if not lock.acquire(timeout):
+        raise OperationalError(f"database is locked (waited {timeout:g} s for the transactions before)")
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
+
+
+class _Cursor(base.SQLiteCursorWrapper):
+    """A write outside a transaction (``QuerySet.update()`` in autocommit mode) is a transaction of its
+    own for SQLite: it queues like the others."""
+
+    turn: FairLock
+    timeout: float
+
+    def _alone(self, query: str) -> bool:
+        return not self.connection.in_transaction and query.lstrip()[:6].upper() in _WRITES
+
+    def execute(self, query, params=None):
+        if not self._alone(query):
+            return super().execute(query, params)
+        wait_turn(self.turn, self.timeout)
+        try:
+            return super().execute(query, params)
+        finally:
+            self.turn.release()
+
+    def executemany(self, query, param_list):
+        if not self._alone(query):
+            return super().executemany(query, param_list)
+        wait_turn(self.turn, self.timeout)
+        try:
+            return super().executemany(query, param_list)
+        finally:
+            self.turn.release()
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    _turn: FairLock | None = None
+
+    def create_cursor(self, name=None):
+        cursor = self.connection.cursor(factory=_Cursor)
+        cursor.turn = _lock_for(str(self.settings_dict["NAME"]))
+        cursor.timeout = self._timeout()
+        return cursor
+
+    def _timeout(self) -> float:
+        return float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
+
+    def _start_transaction_under_autocommit(self):
+        lock = _lock_for(str(self.settings_dict["NAME"]))
+        timeout = self._timeout()
+        wait_turn(lock, timeout)
+        self._turn = lock
+        try:
+            super()._start_transaction_under_autocommit()
+        except BaseException:
+            self._end_turn()
+            raise
+
+    def _end_turn(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.release()
+
+    def _commit(self):
+        try:
+            return super()._commit()
+        finally:
+            # A failed COMMIT leaves the transaction open; Django rolls it back next, and that ends the turn.
+            if self.connection is None or not self.connection.in_transaction:
+                self._end_turn()
+
+    def _rollback(self):
+        try:
+            return super()._rollback()
+        finally:
+            self._end_turn()
+
+    def _close(self):
+        try:
+            return super()._close()
+        finally:
+            self._end_turn()
