@@ -19,7 +19,7 @@ from rallypoint.notify.models import Delivery
 from rallypoint.notify.worker import DeliveryWorker, claim
 from rallypoint.realtime import hub
 from rallypoint.realtime.models import StreamEvent
-from rallypoint.tenants.models import Membership
+from rallypoint.tenants.models import Group, Membership
 from rallypoint.tenants.roles import Role
 from tests.alarm_fixtures import fire_scenario
 
@@ -88,11 +88,24 @@ def test_recipients_come_from_people_groups_and_roles_of_the_level(world):
     world.a.group.members.set([other])
     world.a.people[Role.EMPLOYEE].is_active = False
     world.a.people[Role.EMPLOYEE].save()
+    second = Group.objects.create(site=world.a.site, name="Second responders")
+    second.members.set([other, world.a.people[Role.LEAD], world.a.people[Role.EMPLOYEE]])
+    level.recipient_groups.add(second)
+    departed = world.a.people[Role.ADMIN]
+    level.recipient_people.add(departed)
+    departed.user.is_active = False
+    departed.user.save()
     resolved = actions.resolve_recipients(level)
-    assert resolved[world.a.people[Role.LEAD].pk] == []
+    assert resolved[world.a.people[Role.LEAD].pk] == [second.pk]
     assert resolved[world.a.people[Role.GUEST].pk] == []
-    assert resolved[other.pk] == [world.a.group.pk]
-    assert world.a.people[Role.EMPLOYEE].pk not in resolved
+    assert sorted(resolved[other.pk]) == sorted([world.a.group.pk, second.pk])
+    assert world.a.people[Role.EMPLOYEE].pk not in resolved and departed.pk not in resolved
+    # The trigger selects the same people with the same groups in SQL (one INSERT … SELECT).
+    alarm, _created = _trigger(world, scenario, Role.LEAD)
+    rows = {r.membership_id: sorted(r.group_ids) for r in alarm.recipients.all()}
+    assert rows == {pk: sorted(groups) for pk, groups in resolved.items()}
+    assert len({r.link_nonce for r in alarm.recipients.all()}) == len(rows)
+    assert all(len(r.link_nonce) == 32 for r in alarm.recipients.all())
 
 
 def test_who_may_trigger_follows_the_scenario(world):

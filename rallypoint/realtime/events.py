@@ -39,12 +39,22 @@ def purge_old(now=None) -> int:
     return deleted
 
 
+#: Key of the published frame that carries the alarm's recipients to the stream endpoints (membership ids).
+#: It travels over the hub only; the endpoints never send it to a client.
+MEMBERS = "_members"
+
+
 def append(site_id: int, type: str, payload: dict, *, audience: str = StreamEvent.Audience.SITE,
-           alarm_id: int | None = None) -> StreamEvent:
+           alarm_id: int | None = None, members: list[int] | None = None) -> StreamEvent:
+    """``members``: for an event of an alarm's recipients, the recipients' membership ids, when the
+    caller has them at hand. The endpoints then need not read them from the database before they can
+    send the event (at 10,000 recipients that read costs tens of milliseconds of the alarm's way)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("stream events are appended inside the transaction of their change")
     event = StreamEvent.objects.create(site_id=site_id, seq=next_seq(site_id), type=type, audience=audience,
                                        alarm_id=alarm_id, payload=payload)
     frame = as_frame(event)
+    if members is not None:
+        frame[MEMBERS] = members
     transaction.on_commit(lambda: hub.publish(frame))
     return event

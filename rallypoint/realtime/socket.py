@@ -12,7 +12,7 @@ Protocol (JSON text messages):
   ``{"type": "seen", "alarm": id}`` (the page showed the alarm: in-app receipt).
 - server → the missed events of the site (seq > N) the person may see, then
   ``{"type": "ready", "site": S, "seq": M, "complete": bool}``, then live events
-  in seq order, without gaps or duplicates, and every 15 s
+  in seq order, without gaps or duplicates, and every 15 s (the sockets spread over those seconds)
   ``{"type": "heartbeat", "seq": M}`` (every event up to M has been sent or is
   not for this person). ``complete: false``: more was missed than is replayed
   (or the number is unknown here) — reload the page's data.
@@ -32,6 +32,7 @@ committed by another process without a shared hub arrive as well.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections import deque
@@ -44,13 +45,14 @@ from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
 
-from rallypoint.realtime import access, hub
+from rallypoint.realtime import access, events, hub
 from rallypoint.realtime.access import Viewer
 
 log = logging.getLogger("rallypoint.realtime")
 
 PATH = "/ws/stream"
-HEARTBEAT_SECONDS = 15.0
+HEARTBEAT_SECONDS = 15
+HEARTBEAT_SLOTS = HEARTBEAT_SECONDS  # one slot per second of the interval
 #: Session re-check, for all sockets of the process at once; without a shared hub (no Redis, or
 #: Redis down) also the comparison of each site's last number with the database.
 RECHECK_SECONDS = 2.0
@@ -77,6 +79,7 @@ CHANGED = (4009, access.CHANGED)
 UNAVAILABLE = (1011, "unavailable")
 CLOSE_FOR = {access.SIGNED_OUT: SIGNED_OUT, access.NO_ACCESS: NO_ACCESS, access.CHANGED: CHANGED}
 
+_slots = itertools.count()
 _executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="stream-db")
 
 
@@ -208,6 +211,7 @@ class Connection:
         self.closing: tuple[int, str] | None = None
         self.gone = False  # the client has disconnected
         self.seen: set[int] = set()
+        self.slot = next(_slots) % HEARTBEAT_SLOTS  # the second of the heartbeat interval that is this socket's
 
     # Called by the fan-out, in the event loop, in seq order; never blocks.
     def offer(self, seq: int, text: str) -> None:
@@ -542,6 +546,10 @@ class Fanout:
             self.recipients.pop(alarm_id, None)
         if frame.get("audience") != access.Audience.ALARM:
             return None
+        carried = frame.get(events.MEMBERS)
+        if isinstance(carried, list):  # the alarm's own event brings them: no database read
+            self._remember(alarm_id, feed.site_id, frozenset(carried))
+            return self.recipients[alarm_id][1]
         cached = self.recipients.get(alarm_id)
         if cached is not None:
             return cached[1]
@@ -550,12 +558,17 @@ class Fanout:
         except Exception:
             log.exception("stream could not read an alarm's recipients", extra={"site_id": feed.site_id})
             return frozenset()
-        if len(self.recipients) >= 10_000:
-            self.recipients.pop(next(iter(self.recipients)))
-        self.recipients[alarm_id] = (feed.site_id, members)
+        self._remember(alarm_id, feed.site_id, members)
         return members
 
+    def _remember(self, alarm_id: int, site_id: int, members: frozenset[int]) -> None:
+        if len(self.recipients) >= 10_000 and alarm_id not in self.recipients:
+            self.recipients.pop(next(iter(self.recipients)))
+        self.recipients[alarm_id] = (site_id, members)
+
     def offer(self, feed: SiteFeed, frame: dict, members: frozenset[int] | None) -> None:
+        if events.MEMBERS in frame:  # for the endpoints only, never for a client
+            frame = {key: value for key, value in frame.items() if key != events.MEMBERS}
         text = encode(frame)  # once per event and process
         audience, seq = frame.get("audience"), frame["seq"]
         for conn in list(feed.sockets):
@@ -563,12 +576,17 @@ class Fanout:
                 conn.offer(seq, text)
 
     async def _heartbeats(self) -> None:
+        """Each socket gets a heartbeat every HEARTBEAT_SECONDS; the sockets are spread over the seconds
+        of that interval, so that 10,000 of them do not all get theirs in the same moment (an alarm
+        arriving then would queue behind 10,000 heartbeats)."""
+        tick = 0
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(1.0)
+            tick = (tick + 1) % HEARTBEAT_SLOTS
             for feed in list(self.feeds.values()):
                 texts: dict[int, str] = {}
                 for conn in list(feed.sockets):
-                    if conn.live:
+                    if conn.live and conn.slot == tick:
                         conn.upto = max(conn.upto, feed.last)
                         if conn.upto not in texts:
                             texts[conn.upto] = encode({"type": "heartbeat", "seq": conn.upto})
