@@ -257,7 +257,7 @@ class Bench:
                "--origin", f"http://127.0.0.1:{port}", "--count", str(n), "--results", str(results),
                "--connect-concurrency", str(self.args.connect_concurrency),
                "--accept-concurrency", str(self.args.accept_concurrency),
-               "--accept-timeout", str(self.args.accept_timeout)]
+               "--accept-timeout", str(self.args.accept_timeout), "--accept-after", str(self.args.accept_after)]
         if kind == "product":
             cmd += ["--people", self.world[str(site or n)]["people"], "--cookie-name", COOKIE,
                     "--http", f"127.0.0.1:{port}", "--accept" if self.args.accept else "--no-accept"]
@@ -506,6 +506,8 @@ def main() -> int:
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--accept-concurrency", type=int, default=200)
     parser.add_argument("--accept-timeout", type=float, default=900)
+    parser.add_argument("--accept-after", type=float, default=1.0,
+                        help="seconds between a client receiving the alarm and tapping 'accept' (default 1)")
     parser.add_argument("--accept", action=argparse.BooleanOptionalAction, default=True,
                         help="--no-accept: the clients only receive (to see the fan-out without the answers' load)")
     parser.add_argument("--work-dir", default="/tmp/h-fanout", help="where the temporary data directory goes")
@@ -536,7 +538,7 @@ def main() -> int:
     summary = summarize(result["runs"])
     print_table(summary, args.repeat)
     print(json.dumps({"benchmark": "fanout", "database": result["database"], "repeat": args.repeat,
-                      "accept": args.accept, "traced": args.trace,
+                      "accept": args.accept, "accept_after_s": args.accept_after, "traced": args.trace,
                       "cores": os.cpu_count(), "summary": summary, "runs": result["runs"]}))
     return 0
 

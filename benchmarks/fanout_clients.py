@@ -8,7 +8,10 @@ socket, recording ``time.time()`` of its receipt (the parent records the time
 just before it triggers: one machine, one clock). With ``--people`` (the product)
 each client then accepts the alarm with its app token over one of
 ``--accept-concurrency`` kept-alive HTTP connections and records when the answer
-came back. At the end it writes the figures to ``--results`` and prints ``done``.
+came back. It taps "accept" ``--accept-after`` seconds after the alarm arrived (a
+person reads it first): so while the alarm is being delivered, the product gets
+the same client load as the bare server, and the receipt figures compare alike.
+At the end it writes the figures to ``--results`` and prints ``done``.
 """
 
 from __future__ import annotations
@@ -139,7 +142,8 @@ class Crowd:
                 self.receipts[i] = at
                 self.frame_bytes = len(message.encode())
                 if self.people and self.args.accept:
-                    self.queue.put_nowait((i, frame["alarm"]))
+                    asyncio.get_running_loop().call_later(self.args.accept_after, self.queue.put_nowait,
+                                                          (i, frame["alarm"]))
                 self.received += 1
                 if self.received == self.n:
                     self.all_received.set()
@@ -195,6 +199,7 @@ async def run(args) -> dict:
     except TimeoutError:
         pass
     if workers:
+        await asyncio.sleep(args.accept_after)  # every answer is in the queue after this
         try:
             await asyncio.wait_for(crowd.queue.join(), args.accept_timeout)
         except TimeoutError:
@@ -218,6 +223,7 @@ def main() -> None:
     parser.add_argument("--accept", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--accept-concurrency", type=int, default=200)
+    parser.add_argument("--accept-after", type=float, default=1.0)
     parser.add_argument("--receive-timeout", type=float, default=120)
     parser.add_argument("--accept-timeout", type=float, default=900)
     args = parser.parse_args()
