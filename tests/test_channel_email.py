@@ -283,32 +283,3 @@ def test_a_refused_address_is_not_retried(world, smtp):
     assert (delivery.state, delivery.last_error) == (Delivery.State.FAILED,
                                                      "mail server refused the recipient (SMTP 550 5.1.1)")
     assert delivery.attempt_rows.get().result == "permanent"
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_worker_prepares_the_next_batch_while_one_is_sent_and_records_both(world, smtp):
-    """Two batches in flight: ``step`` hands a batch to the sending threads and returns; the next
-    ``step`` claims another and records the first. ``finish_all`` (a stopping worker) leaves nothing
-    claimed behind."""
-    site = world.a.site
-    alarm, _ = trigger_alarm(site=site, scenario=fire_scenario(site, channels=("email",)), user=None)
-    deliveries = Delivery.objects.for_site(site).filter(alarm=alarm)
-    total = deliveries.count()
-    assert total >= 6
-    worker = DeliveryWorker("test-pipeline", threads=2, batch=2)
-    try:
-        assert worker.step() == 2
-        assert deliveries.filter(state=Delivery.State.SENDING, claimed_by="test-pipeline").count() == 2
-        assert not deliveries.filter(state=Delivery.State.SENT).exists()  # sent, perhaps; not recorded yet
-        assert worker.step() == 2
-        assert deliveries.filter(state=Delivery.State.SENT).count() == 2
-        assert deliveries.filter(state=Delivery.State.SENDING).count() == 2
-        worker.finish_all()
-        assert deliveries.filter(state=Delivery.State.SENT).count() == 4
-        assert not deliveries.filter(state=Delivery.State.SENDING).exists()
-        while worker.step():
-            pass
-    finally:
-        stop_worker(worker)
-    assert set(deliveries.values_list("state", flat=True)) == {Delivery.State.SENT}
-    assert len(smtp.wait_for(total)) == total

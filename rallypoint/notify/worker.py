@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
@@ -176,17 +176,6 @@ def _record(worker: str, outcomes: list[Outcome]) -> None:
         ], batch_size=1000)
 
 
-#: Batches a worker has handed to its sending threads and not yet recorded.
-IN_FLIGHT = 2
-
-
-@dataclass
-class _Batch:
-    ids: list[int]
-    deliveries: list[Delivery]
-    futures: list
-
-
 class DeliveryWorker:
     """Sends deliveries until stopped. ``threads`` senders share each claimed batch."""
 
@@ -198,56 +187,28 @@ class DeliveryWorker:
         self._counts_due: dict[int, float] = {}
         self._swept_at = None
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="send", initializer=close_old_connections)
-        self._in_flight: deque[_Batch] = deque()
 
     def on_stream_event(self, frame: dict) -> None:
         if frame.get("type", "").startswith("alarm."):
             self.wake.set()
 
     def run_once(self) -> int:
-        """Claim, send and record one batch (and whatever was still in flight); returns how many
-        deliveries it claimed."""
-        claimed = self.step()
-        self.finish_all()
-        return claimed
-
-    def step(self) -> int:
-        """Claim, prepare and hand over one batch, and finish the one before; returns how many
-        deliveries were claimed or finished (0: nothing to do).
-
-        Two batches are in flight: while the sending threads work through one, the next is claimed,
-        loaded and rendered, so the threads do not wait for the database between batches.
-        """
+        """Claim and send one batch; returns how many deliveries it handled."""
         ids = claim(self.worker, self.batch)
-        if ids:
-            deliveries = _load(ids)
-            addresses = _addresses(deliveries)
-            texts = _messages(deliveries)
-            futures = [self._pool.submit(_send_one, d, texts[d.pk], addresses[d.pk]) for d in deliveries]
-            self._in_flight.append(_Batch(ids, deliveries, futures))
-            if len(self._in_flight) < IN_FLIGHT:
-                return len(ids)
-        if not self._in_flight:
+        if not ids:
             return 0
-        finished = self._finish_oldest()
-        return len(ids) or finished
-
-    def _finish_oldest(self) -> int:
-        """Wait for the oldest batch in flight (renewing the leases meanwhile) and record its outcomes."""
-        batch = self._in_flight.popleft()
+        deliveries = _load(ids)
+        addresses = _addresses(deliveries)
+        texts = _messages(deliveries)
+        futures = [self._pool.submit(_send_one, d, texts[d.pk], addresses[d.pk]) for d in deliveries]
         renew_every = settings.DELIVERY_LEASE_SECONDS / 3
-        while wait(batch.futures, timeout=renew_every).not_done:
-            extend_lease(self.worker, [i for b in (batch, *self._in_flight) for i in b.ids])
-        _record(self.worker, [f.result() for f in batch.futures])
+        while wait(futures, timeout=renew_every).not_done:
+            extend_lease(self.worker, ids)
+        _record(self.worker, [f.result() for f in futures])
         now = time.monotonic()
-        for d in batch.deliveries:
+        for d in deliveries:
             self._counts_due.setdefault(d.alarm_id, now)
-        return len(batch.ids)
-
-    def finish_all(self) -> None:
-        """Record every batch still in flight (before stopping: nothing is left for the lease to expire)."""
-        while self._in_flight:
-            self._finish_oldest()
+        return len(ids)
 
     def sweep_answers(self) -> None:
         """Answers and receipts arrive through the web processes, which publish the counts at most once a
@@ -280,7 +241,7 @@ class DeliveryWorker:
             while not stop.is_set():
                 close_old_connections()
                 try:
-                    handled = self.step()
+                    handled = self.run_once()
                     self.publish_counts(force=not handled)
                     if not handled:
                         alarm_actions.run_escalations()
@@ -291,10 +252,6 @@ class DeliveryWorker:
                     stop.wait(1.0)
         finally:
             unsubscribe()
-            try:
-                self.finish_all()
-            except Exception:  # the leases run out and another worker sends what is left
-                log.exception("delivery worker could not finish its batches", extra={"worker": self.worker})
             self.close()
             connections.close_all()
             log.info("delivery worker stopped", extra={"worker": self.worker})
