@@ -319,6 +319,19 @@ def test_two_workers_never_claim_the_same_delivery(world):
     assert claim("worker-3", 100) == []
 
 
+def test_a_claim_takes_each_persons_channels_together(world):
+    """In an alarm to thousands, nobody's SMS waits behind everyone else's e-mail: a batch goes person by
+    person, with all of each person's channels."""
+    alarm, _ = _trigger(world, fire_scenario(world.a.site, channels=("email", "sms", "push")))
+    people = alarm.recipients.count()
+    assert people >= 4
+    rows = Delivery.objects.in_bulk(claim("worker-1", 6))
+    by_person: dict[int, set[str]] = {}
+    for delivery in rows.values():
+        by_person.setdefault(delivery.recipient_id, set()).add(delivery.channel)
+    assert list(by_person.values()) == [{"email", "sms", "push"}] * 2
+
+
 def test_a_dead_workers_claims_are_taken_over_after_the_lease(world, settings):
     settings.DELIVERY_LEASE_SECONDS = 30
     _trigger(world, fire_scenario(world.a.site))

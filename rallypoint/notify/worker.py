@@ -41,7 +41,7 @@ WHERE id IN (
     SELECT id FROM notify_delivery
     WHERE channel <> 'inapp'
       AND ((state = 'pending' AND next_attempt_at <= %s) OR (state = 'sending' AND claimed_until < %s))
-    ORDER BY priority, next_attempt_at, id
+    ORDER BY priority, next_attempt_at, recipient_id, id
     LIMIT %s {lock}
 )
 RETURNING id
@@ -49,7 +49,11 @@ RETURNING id
 
 
 def claim(worker: str, limit: int, now=None) -> list[int]:
-    """Claim up to ``limit`` due deliveries for ``worker``; returns their ids."""
+    """Claim up to ``limit`` due deliveries for ``worker``; returns their ids.
+
+    Most urgent first; within one moment person by person, each with all of their channels: in an
+    alarm to thousands, everyone's e-mail, SMS and push go out together, instead of the last person's
+    SMS waiting behind every e-mail and every push of the alarm."""
     now = now or timezone.now()
     lock = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     until = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
