@@ -191,3 +191,31 @@ def viewport_shot(page, name: str) -> None:
     """What a phone shows before any scrolling."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_the_cockpit_says_when_it_is_no_longer_live(browser, server):
+    """A cockpit left open must not show old numbers as current: a dropped connection that does not come
+    back, and a session that ended elsewhere, are both said on the page."""
+    page, errors = new_page(browser, server, DESKTOP)
+    sign_in(page, server, "lead")
+    page.get_by_role("link", name="Cockpit", exact=True).click()
+    page.wait_for_function("() => window.RallypointStream && window.RallypointStream.connected")
+    notice = page.locator("#rp-live-status")
+    expect(notice).to_be_hidden()
+    # A short drop (a restart, a switch of site) is not worth a notice; one that lasts is.
+    page.evaluate("document.dispatchEvent(new CustomEvent('rp:stream.closed', {detail: {code: 1006, ended: false}}))")
+    expect(notice).to_be_hidden()
+    expect(notice).to_contain_text("Connection lost", timeout=8000)
+    expect(notice.get_by_role("link", name="Sign in again")).to_be_hidden()
+    page.evaluate("document.dispatchEvent(new CustomEvent('rp:ready', {detail: {complete: true}}))")
+    expect(notice).to_be_hidden()
+    # Signed out in another tab: the server closes this page's stream, and the page says so.
+    other = page.context.new_page()
+    other.goto("/")
+    other.get_by_role("button", name="Sign out").click()
+    expect(notice).to_contain_text("Live updates have stopped", timeout=10000)
+    page.set_viewport_size(PHONE)
+    viewport_shot(page, "cockpit-signed-out-phone")
+    notice.get_by_role("link", name="Sign in again").click()
+    expect(page.get_by_label("Password")).to_be_visible()
+    assert script_errors(errors) == []

@@ -29,6 +29,31 @@
     });
   }
 
+  /* Whether this page is live. A cockpit on a wall screen must not show old numbers as if they were
+   * current: when the stream drops (and is not back within a few seconds) or the session ends, say so. */
+  var liveStatus = document.getElementById("rp-live-status");
+  if (liveStatus) {
+    var lostTimer = null;
+    var setStatus = function (text, ended) {
+      liveStatus.querySelector("[data-live-text]").textContent = text;
+      liveStatus.querySelector("[data-live-signin]").hidden = !ended;
+      liveStatus.hidden = false;
+    };
+    document.addEventListener("rp:stream.closed", function (event) {
+      var detail = event.detail || {};
+      window.clearTimeout(lostTimer);
+      if (detail.ended) {
+        setStatus(liveStatus.dataset.textEnded, true);
+      } else if (liveStatus.hidden) {  /* a short reconnect (site switch, restart) is not worth a notice */
+        lostTimer = window.setTimeout(function () { setStatus(liveStatus.dataset.textLost, false); }, 4000);
+      }
+    });
+    document.addEventListener("rp:ready", function () {
+      window.clearTimeout(lostTimer);
+      liveStatus.hidden = true;
+    });
+  }
+
   /* A submit button marked data-once works once: a shaking hand must not raise two alarms. */
   document.addEventListener("submit", function (event) {
     if (event.defaultPrevented) { return; }
