@@ -8,7 +8,8 @@ server starts and appends one JSON line per mark to the file named by
 - ``members`` / ``members_done``: the stream reads the alarm's recipients (once per alarm);
 - ``offer`` / ``offer_done``: the event is put into the outbox of every local socket;
 - ``sent``: per event, when the first and the last socket got the frame written, and how many;
-- ``recheck``: each periodic re-check of all sockets' sessions (start and duration).
+- ``recheck``: each periodic re-check of all sockets' sessions (start and duration);
+- ``gc``: each collection of the oldest generation (start and duration: it holds every thread).
 
 The marks cost a few microseconds per socket; figures taken with them are marked as traced.
 """
@@ -103,7 +104,26 @@ def _wrap_sends():
     stream.Connection.send_text = traced_send_text
 
 
+def _watch_gc():
+    """Mark every garbage collection of the oldest generation and how long it held the process."""
+    import gc
+
+    started: dict[str, float] = {}
+
+    def callback(phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            started["at"] = time.time()
+        elif "at" in started:
+            began = started.pop("at")
+            mark("gc", at=began, seconds=round(time.time() - began, 4), collected=info.get("collected"))
+
+    gc.callbacks.append(callback)
+
+
 if __name__ == "__main__":
+    _watch_gc()
     _wrap_publish()
     _wrap_fanout()
     _wrap_sends()

@@ -17,13 +17,21 @@ import pyotp
 import pytest
 import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.utils import timezone
 
+from rallypoint.accounts import apptokens
+from rallypoint.accounts.actions import create_person
 from rallypoint.accounts.models import email_index
+from rallypoint.alarms import actions as alarm_actions
+from rallypoint.alarms.actions import trigger_alarm
 from rallypoint.lib.jsonlog import JsonFormatter, RedactionFilter, redact
+from rallypoint.notify.worker import DeliveryWorker
 from rallypoint.tenants.roles import Role
+from tests.alarm_fixtures import fire_scenario
 from tests.conftest import PASSWORD
 from tests.pow import pow_field
+from tests.sinks import HttpSink, SmtpSink, stop_worker
 
 MARK = {"full_name": "Zqname Logscan", "email": "zqmail.logscan@example.org", "phone": "+49 151 98765432",
         "department": "Zqdept Logscan"}
@@ -120,6 +128,55 @@ def _second_factor_flows(client, user) -> None:
         client.post("/accounts/second-factor/verify/", {"method": "recovery", "recovery_code": codes[0]},
                     REMOTE_ADDR=CLIENT)
         assert client.get("/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_alarm_flow_logs_no_personal_data(world, captured, settings):
+    """Trigger → e-mail and SMS through the worker → answers by link, in the app and by API → cockpit →
+    end: no name, address, number, answer token or message text in the logs."""
+    site = world.a.site
+    person = create_person(actor=world.persona(Role.ADMIN), site=site, data={**MARK, "role": Role.EMPLOYEE})
+    scenario = fire_scenario(site, channels=("inapp", "email", "sms"))
+    scenario.message_template = "Zqtext fire at {location}. Leave the building."
+    scenario.save()
+    lead = world.persona(Role.LEAD)
+    with SmtpSink() as smtp, HttpSink() as gateway:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+        settings.SMS_GATEWAY_URL, settings.SMS_GATEWAY_TOKEN = gateway.url("/sms"), "sms-secret"
+        raiser = Client()
+        raiser.force_login(lead)
+        alarm, _created = trigger_alarm(site=site, scenario=scenario, user=lead, location_text="Zqplace Hall")
+        worker = DeliveryWorker("log-scan", threads=2)
+        try:
+            worker.run_once()
+        finally:
+            stop_worker(worker)
+        mail_token = re.search(r"/answer/([\w.]+)", smtp.to(MARK["email"])[0].body("plain")).group(1)
+        sms_token = [r.json["text"].rsplit("/answer/", 1)[1] for r in gateway.wait_for(1)
+                     if r.json["to"].endswith("98765432")][0]
+    link = Client()
+    link.get(f"/answer/{mail_token}")
+    link.post(f"/answer/{mail_token}", {"answer": "declined"})
+    link.post(f"/answer/{mail_token}", {"answer": "accepted"})  # used: refused
+    link.get("/answer/1.1.forged")
+    app = Client()
+    app.force_login(person.user)
+    app.get(f"/alarms/{alarm.pk}/")
+    app.post(f"/alarms/{alarm.pk}/answer/", {"answer": "accepted"})
+    _row, token = apptokens.issue(user=person.user, site=site, name="Phone")
+    app.post(f"/api/v1/alarms/{alarm.pk}/answer", json.dumps({"answer": "declined"}),
+             content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    raiser.get("/cockpit/")
+    raiser.get(f"/cockpit/{alarm.pk}/")
+    alarm_actions.end_alarm(user=lead, alarm=alarm, reason="Zqreason all clear")
+    link.post(f"/answer/{sms_token}", {"answer": "accepted"})  # after the end
+    output = captured.getvalue()
+    assert output, "the flow logged nothing at all: the capture is broken"
+    for marker in [*MARKERS, mail_token, sms_token, token, "Zqtext", "Leave the building"]:
+        assert marker not in output, f"{marker!r} in the logs"
 
 
 def test_the_redaction_filter_masks_what_slips_through():
