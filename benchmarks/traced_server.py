@@ -117,7 +117,8 @@ def _watch_gc():
             started["at"] = time.time()
         elif "at" in started:
             began = started.pop("at")
-            mark("gc", at=began, seconds=round(time.time() - began, 4), collected=info.get("collected"))
+            mark("gc", at=began, seconds=round(time.time() - began, 4), collected=info.get("collected"),
+                 tracked=len(gc.get_objects()))
 
     gc.callbacks.append(callback)
 

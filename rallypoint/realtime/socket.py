@@ -47,6 +47,7 @@ from django.utils.http import is_same_domain
 
 from rallypoint.realtime import access, events, hub
 from rallypoint.realtime.access import Viewer
+from rallypoint.realtime.gcpolicy import GcPolicy
 
 log = logging.getLogger("rallypoint.realtime")
 
@@ -448,6 +449,7 @@ class Fanout:
         self.connections: set[Connection] = set()
         self.recipients: dict[int, tuple[int, frozenset[int]]] = {}  # alarm id → (site id, membership ids)
         self.tasks: set[asyncio.Task] = set()
+        self.gc = GcPolicy()
         self._unsubscribe = hub.subscribe(self._from_hub)
         # Feeds start from the database after this point, so nothing before it needs catching up.
         self._hub_generation = hub.state().generation
@@ -567,6 +569,8 @@ class Fanout:
         self.recipients[alarm_id] = (site_id, members)
 
     def offer(self, feed: SiteFeed, frame: dict, members: frozenset[int] | None) -> None:
+        if frame.get("alarm") is not None:
+            self.gc.busy()
         if events.MEMBERS in frame:  # for the endpoints only, never for a client
             frame = {key: value for key, value in frame.items() if key != events.MEMBERS}
         text = encode(frame)  # once per event and process
@@ -595,6 +599,7 @@ class Fanout:
     async def _maintain(self) -> None:
         while True:
             await asyncio.sleep(RECHECK_SECONDS)
+            self.gc.tick()
             try:
                 await self._recheck()
                 if self._catch_up_due():
