@@ -149,6 +149,7 @@ def test_a_request_that_cannot_get_the_write_lock_is_told_to_try_again(world):
         turn.release()
         options["timeout"] = old_timeout
     assert busy.status_code == 503 and busy["Retry-After"] == "2"
+    assert "503 with Retry-After" in client.get("/api/openapi.json").json()["info"]["description"]
     assert "try again" in busy.json()["detail"]
     assert not AlarmRecipient.objects.filter(alarm=alarm, answer="accepted").exists()
     again = client.post(answer, json.dumps({"answer": "accepted"}), content_type="application/json")

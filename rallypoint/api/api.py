@@ -25,7 +25,9 @@ api = NinjaAPI(
     title="Rallypoint API",
     version="1",
     description="Alarm, evacuation and crisis management. A signed-in browser acts in its current site; "
-                "an app token (Authorization: Bearer) in the site it was issued for.",
+                "an app token (Authorization: Bearer) in the site it was issued for. Any request may be "
+                "answered 503 with Retry-After when too many writes arrive at the same moment: nothing was "
+                "saved, send it again after that many seconds.",
     auth=[AppTokenAuth(), django_auth],
     urls_namespace="api",
     docs_url=None,
