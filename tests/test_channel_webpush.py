@@ -323,3 +323,31 @@ def test_a_push_service_refuses_messages_signed_with_another_key(world, signed_i
     assert push_service.rejected == ["k is not the key this subscription was made for"]
     delivery = push_delivery(alarm, world.a.people["employee"])
     assert delivery.state == Delivery.State.FAILED and "403" in delivery.last_error
+
+
+def test_signing_out_ends_this_browsers_notifications_but_an_expired_session_does_not(world, push_service):
+    """A shared device must not show the next alarms: signing out removes that browser's subscription.
+    A session that only expired keeps it (alarms still reach the phone); "sign out everywhere" removes
+    every device's (a lost phone)."""
+    employee = world.persona("employee")
+    shared, own, phone = Client(), Client(), Client()
+    subscriptions = []
+    for browser in (shared, own, phone):
+        browser.force_login(employee)
+        subscriptions.append(browser_subscribes(browser, push_service))
+    rows = PushSubscription.objects.filter(membership=world.a.people["employee"])
+    assert rows.count() == 3
+
+    shared.post("/accounts/logout/")
+    assert rows.count() == 2
+    assert AuditEntry.objects.filter(action="push.signed_out").count() == 1
+
+    own.session.flush()  # this browser's session simply ends (idle): its notifications go on
+    assert rows.count() == 2
+
+    phone.post("/accounts/sessions/end-all/")  # "sign out everywhere": every device, the idle one too
+    assert rows.count() == 0
+    assert AuditEntry.objects.filter(action="push.signed_out").count() == 3
+    raise_alarm(world)
+    assert send_deliveries() > 0
+    assert push_service.received == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.dispatch import Signal
 from django.utils import timezone
 
 from rallypoint.accounts.models import UserSession
@@ -36,12 +37,20 @@ class SessionStore(DatabaseSessionStore):
         return row
 
 
+#: Sent when all of a user's sessions were ended on purpose (sign-out everywhere, a new password,
+#: deactivation), with ``keep_handle``: the handle of the session that stays, if one does.
+sessions_ended = Signal()
+
+
 def end_sessions(user, *, except_key: str | None = None) -> int:
     """End every session of ``user`` (but ``except_key``); their next request is signed out."""
     sessions = UserSession.objects.filter(user=user)
+    keep_handle = ""
     if except_key:
+        keep_handle = UserSession.objects.filter(session_key=except_key).values_list("handle", flat=True).first() or ""
         sessions = sessions.exclude(session_key=except_key)
     deleted, _ = sessions.delete()
+    sessions_ended.send(sender=UserSession, user=user, keep_handle=keep_handle)
     return deleted
 
 

@@ -54,6 +54,7 @@ ACTION_LABELS = {
     "push.subscribed": _("Push notifications turned on"),
     "push.renewed": _("Push subscription renewed"),
     "push.unsubscribed": _("Push notifications turned off"),
+    "push.signed_out": _("Push notifications ended by signing out"),
     "api_key.created": _("API key created"),
     "api_key.updated": _("API key changed"),
     "api_key.rotated": _("API key rotated"),

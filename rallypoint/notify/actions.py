@@ -27,7 +27,7 @@ def _require_own_membership(user, site: Site, membership: Membership | None) -> 
 
 
 def subscribe(*, user, site: Site, membership: Membership | None, subscription: object,
-              label: str = "") -> PushSubscription:
+              label: str = "", session_handle: str = "") -> PushSubscription:
     """Store (or renew) the browser's push subscription for ``membership``.
 
     A browser that subscribes again is recognised by its endpoint and its row
@@ -44,8 +44,8 @@ def subscribe(*, user, site: Site, membership: Membership | None, subscription: 
             before = {} if created else {"device": row.label, "person": row.membership_id}
             if created:
                 row = PushSubscription(site=site, endpoint_hash=digest)
-            row.membership, row.endpoint, row.p256dh, row.auth, row.label = (
-                membership, data.endpoint, data.p256dh, data.auth, label)
+            row.membership, row.endpoint, row.p256dh, row.auth, row.label, row.session_handle = (
+                membership, data.endpoint, data.p256dh, data.auth, label, session_handle[:32])
             row.save()
             after = {"device": label, "person": membership.pk}
             changes = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
@@ -70,4 +70,31 @@ def unsubscribe(*, user, site: Site, membership: Membership | None, endpoint: ob
             record(actor=user, organization=site.organization, site=site, action="push.unsubscribed",
                    object_type="push_subscription", object_id=row.pk, changes={"device": [row.label, None]})
             row.delete()
+    return len(rows)
+
+
+def forget_signed_out(handles: list[str]) -> int:
+    """The browser of this session was signed out on purpose: it gets no more alarm notifications (a
+    shared device must not show the alarms of the person before). A session that merely expired keeps
+    its subscription: alarms reach a phone whose app has not been opened for a while."""
+    handles = [h for h in handles if h]
+    return _forget(PushSubscription.objects.filter(session_handle__in=handles)) if handles else 0
+
+
+def forget_every_device(user, *, keep_handle: str = "") -> int:
+    """All of the user's sessions were ended ("sign out everywhere", a new password): every browser of
+    theirs stops getting alarm notifications, also one whose session had expired long ago (a lost
+    phone), except the browser of the session that stays."""
+    rows = PushSubscription.objects.filter(membership__user=user)
+    if keep_handle:
+        rows = rows.exclude(session_handle=keep_handle)
+    return _forget(rows)
+
+
+def _forget(rows) -> int:
+    rows = list(rows.select_related("site__organization"))
+    for row in rows:
+        record(actor=None, organization=row.site.organization, site=row.site, action="push.signed_out",
+               object_type="push_subscription", object_id=row.pk, changes={"device": [row.label, None]})
+    PushSubscription.objects.filter(pk__in=[r.pk for r in rows]).delete()
     return len(rows)

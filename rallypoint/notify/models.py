@@ -96,6 +96,8 @@ class PushSubscription(models.Model):
     p256dh = EncryptedTextField()
     auth = EncryptedTextField()
     label = models.CharField(_("device"), max_length=120, blank=True)
+    #: The handle of the session that subscribed: signing out of that session ends the subscription.
+    session_handle = models.CharField(max_length=32, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     last_success_at = models.DateTimeField(null=True, blank=True)
 

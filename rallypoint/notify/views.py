@@ -13,6 +13,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from rallypoint.accounts.sessions import HANDLE
 from rallypoint.lib.useragent import describe
 from rallypoint.notify import actions
 from rallypoint.notify.channels.webpush import vapid
@@ -62,7 +63,8 @@ def subscribe(request):
         label = data.get("label") if isinstance(data.get("label"), str) else ""
         row = actions.subscribe(user=request.user, site=request.site, membership=request.membership,
                                 subscription=data,
-                                label=label or describe(request.headers.get("User-Agent", "")))
+                                label=label or describe(request.headers.get("User-Agent", "")),
+                                session_handle=request.session.get(HANDLE, ""))
     except (ValidationError, PermissionDenied) as exc:
         return _problem(exc)
     return JsonResponse({"subscribed": True, "device": row.label}, status=201)
