@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.db import transaction
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.sync.client import connect
 
 from rallypoint.accounts.actions import create_person, set_people_active
@@ -110,15 +111,7 @@ class StreamClient:
         """``slow``: a client that reads hardly anything (tiny receive buffer, stops at 2 waiting frames)."""
         headers = {"Cookie": f"{SESSION_COOKIE}={session}"} if session else {}
         url = server.base_url.replace("https://", "wss://", 1) + "/ws/stream"
-        options = {}
-        if slow:
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            address = urllib.parse.urlsplit(server.base_url)
-            sock.connect((address.hostname, address.port))
-            options = {"sock": sock, "server_hostname": "localhost", "max_queue": 2}
-        self.ws = connect(url, ssl=insecure_context(), origin=origin or server.base_url,
-                          additional_headers=headers, open_timeout=10, close_timeout=2, **options)
+        self.ws = self._connect(server, url, headers, origin, slow)
         self.replayed: list[dict] = []
         self.ready: dict | None = None
         self.ws.send(json.dumps(hello or {"type": "hello", "last_seq": last_seq, "site": site}))
@@ -138,6 +131,28 @@ class StreamClient:
 
     def send(self, message: dict) -> None:
         self.ws.send(json.dumps(message))
+
+    @staticmethod
+    def _connect(server: RunningServer, url: str, headers: dict, origin: str | None, slow: bool):
+        common = {"ssl": insecure_context(), "origin": origin or server.base_url, "additional_headers": headers,
+                  "open_timeout": 10, "close_timeout": 2}
+        if not slow:
+            return connect(url, **common)
+        address = urllib.parse.urlsplit(server.base_url)
+        for attempt in range(3):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect((address.hostname, address.port))
+            try:
+                return connect(url, sock=sock, server_hostname="localhost", max_queue=2, **common)
+            except (ssl.SSLError, ConnectionClosedError) as exc:
+                # OpenSSL now and then fails the client's TLS handshake on so small a receive buffer
+                # ("[SSL] internal error", before the server's code is reached): a new connection.
+                sock.close()
+                tls_failed = isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError)
+                if not tls_failed or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def recv(self, timeout: float = 10.0, *, quiet: bool = True) -> dict:
         """The next frame (heartbeats and pongs skipped unless ``quiet`` is false)."""
