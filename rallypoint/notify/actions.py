@@ -73,12 +73,11 @@ def unsubscribe(*, user, site: Site, membership: Membership | None, endpoint: ob
     return len(rows)
 
 
-def forget_signed_out(handles: list[str]) -> int:
+def forget_signed_out(handle: str) -> int:
     """The browser of this session was signed out on purpose: it gets no more alarm notifications (a
     shared device must not show the alarms of the person before). A session that merely expired keeps
     its subscription: alarms reach a phone whose app has not been opened for a while."""
-    handles = [h for h in handles if h]
-    return _forget(PushSubscription.objects.filter(session_handle__in=handles)) if handles else 0
+    return _forget(PushSubscription.objects.filter(session_handle=handle)) if handle else 0
 
 
 def forget_every_device(user, *, keep_handle: str = "") -> int:

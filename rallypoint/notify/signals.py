@@ -14,7 +14,7 @@ from rallypoint.notify import actions
 def signed_out(sender, request, user, **kwargs) -> None:
     session = getattr(request, "session", None)
     if session is not None:
-        actions.forget_signed_out([session.get(HANDLE, "")])
+        actions.forget_signed_out(session.get(HANDLE, ""))
 
 
 @receiver(sessions_ended, dispatch_uid="rallypoint-push-sessions-ended")

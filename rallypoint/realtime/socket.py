@@ -52,8 +52,7 @@ from rallypoint.realtime.gcpolicy import GcPolicy
 log = logging.getLogger("rallypoint.realtime")
 
 PATH = "/ws/stream"
-HEARTBEAT_SECONDS = 15
-HEARTBEAT_SLOTS = HEARTBEAT_SECONDS  # one slot per second of the interval
+HEARTBEAT_SECONDS = 15  # each socket's heartbeat goes out in "its" second of the interval
 #: Session re-check, for all sockets of the process at once; without a shared hub (no Redis, or
 #: Redis down) also the comparison of each site's last number with the database.
 RECHECK_SECONDS = 2.0
@@ -212,7 +211,7 @@ class Connection:
         self.closing: tuple[int, str] | None = None
         self.gone = False  # the client has disconnected
         self.seen: set[int] = set()
-        self.slot = next(_slots) % HEARTBEAT_SLOTS  # the second of the heartbeat interval that is this socket's
+        self.slot = next(_slots) % HEARTBEAT_SECONDS  # the second of the heartbeat interval that is this socket's
 
     # Called by the fan-out, in the event loop, in seq order; never blocks.
     def offer(self, seq: int, text: str) -> None:
@@ -586,7 +585,7 @@ class Fanout:
         tick = 0
         while True:
             await asyncio.sleep(1.0)
-            tick = (tick + 1) % HEARTBEAT_SLOTS
+            tick = (tick + 1) % HEARTBEAT_SECONDS
             for feed in list(self.feeds.values()):
                 texts: dict[int, str] = {}
                 for conn in list(feed.sockets):

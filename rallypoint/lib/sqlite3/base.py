@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from contextlib import contextmanager
 
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
@@ -82,26 +83,24 @@ class _Cursor(base.SQLiteCursorWrapper):
     turn: FairLock
     timeout: float
 
-    def _alone(self, query: str) -> bool:
-        return not self.connection.in_transaction and query.lstrip()[:6].upper() in _WRITES
+    @contextmanager
+    def _queued(self, query: str):
+        if self.connection.in_transaction or query.lstrip()[:6].upper() not in _WRITES:
+            yield
+            return
+        wait_turn(self.turn, self.timeout)
+        try:
+            yield
+        finally:
+            self.turn.release()
 
     def execute(self, query, params=None):
-        if not self._alone(query):
+        with self._queued(query):
             return super().execute(query, params)
-        wait_turn(self.turn, self.timeout)
-        try:
-            return super().execute(query, params)
-        finally:
-            self.turn.release()
 
     def executemany(self, query, param_list):
-        if not self._alone(query):
+        with self._queued(query):
             return super().executemany(query, param_list)
-        wait_turn(self.turn, self.timeout)
-        try:
-            return super().executemany(query, param_list)
-        finally:
-            self.turn.release()
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
