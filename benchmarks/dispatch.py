@@ -29,10 +29,12 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.server import fresh_database  # noqa: E402
+
 CHANNELS = ("email", "push", "sms")
 
 
@@ -62,27 +64,6 @@ class Sinks:
     def close(self):
         self.process.stdin.close()
         self.process.wait(10)
-
-
-def _fresh_database(url: str, tmp: Path) -> tuple[str, str | None]:
-    if not url:
-        return f"sqlite:///{tmp / 'bench.sqlite3'}", None
-    import psycopg
-
-    name = f"rp_bench_{os.getpid()}"
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}")), admin
-
-
-def _drop_database(url: str, admin: str | None) -> None:
-    if admin:
-        import psycopg
-
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
 
 
 def _setup(count: int, sinks: Sinks):
@@ -220,8 +201,17 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="PostgreSQL server to use (a fresh database is made)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rp-dispatch-"))
+    try:
+        with fresh_database(args.database_url) as postgres:
+            database_url = postgres or f"sqlite:///{tmp / 'bench.sqlite3'}"
+            bare, product = _run(args, tmp, database_url)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(args, database_url, bare, product)
+
+
+def _run(args, tmp: Path, database_url: str) -> tuple[dict, dict]:
     sinks = Sinks()
-    database_url, admin = _fresh_database(args.database_url, tmp)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RP_")}
     env.update(RP_DATA_DIR=str(tmp / "data"), RP_DATABASE_URL=database_url, RP_DEMO="false",
                RP_SMTP_HOST="127.0.0.1", RP_SMTP_PORT=str(sinks.info["smtp"]), RP_SMTP_SECURITY="none",
@@ -234,15 +224,12 @@ def main() -> None:
     try:
         site, scenario, people, subs = _setup(args.recipients, sinks)
         bare = run_bare(args, sinks, people, subs, args.threads)
-        product = run_product(args, sinks, env, tmp, site, scenario)
+        return bare, run_product(args, sinks, env, tmp, site, scenario)
     finally:
         sinks.close()
         from django.db import connections
 
-        connections.close_all()
-        _drop_database(database_url, admin)
-        shutil.rmtree(tmp, ignore_errors=True)
-    report(args, database_url, bare, product)
+        connections.close_all()  # before the database is dropped
 
 
 def report(args, database_url: str, bare: dict, product: dict) -> None:

@@ -33,7 +33,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,13 +40,15 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from tests.server import free_port, fresh_database  # noqa: E402
+
 PYTHON = sys.executable
 COOKIE = "rp_session"  # the session cookie's name without TLS and proxy (settings.SESSION_COOKIE_NAME)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -59,12 +60,6 @@ class BenchmarkError(Exception):
 
 
 # ---------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Lines:
@@ -170,26 +165,6 @@ def settle(pids: list[int], timeout: float = 180.0) -> float:
     if quiet < 2:
         print(f"warning: the machine did not become quiet in {timeout:.0f} s; measuring anyway", file=sys.stderr)
     return time.monotonic() - started
-
-
-@contextmanager
-def fresh_postgres(url: str | None):
-    """A new database on the server of ``url`` (dropped at the end); None for SQLite."""
-    if not url:
-        yield None
-        return
-    import psycopg  # only when PostgreSQL is asked for
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    name = f"rp_h_fanout_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def product_env(data_dir: Path, port: int, database_url: str | None) -> dict[str, str]:
@@ -467,7 +442,7 @@ def benchmark(args, tmp: Path) -> dict:
     product_port, bare_port = free_port(), free_port()
     runs: list[dict] = []
     with ExitStack() as stack:
-        database_url = stack.enter_context(fresh_postgres(args.database_url))
+        database_url = stack.enter_context(fresh_database(args.database_url or ""))
         env = product_env(data_dir, product_port, database_url)
         control = Control(env, tmp / "control.log")
         stack.callback(control.stop)

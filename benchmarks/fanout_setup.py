@@ -30,8 +30,6 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY  # noqa: E402
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
@@ -39,16 +37,16 @@ from django.utils.crypto import get_random_string  # noqa: E402
 
 from rallypoint.accounts.mfa_models import OrganizationSecurity  # noqa: E402
 from rallypoint.accounts.models import AppToken, UserSession  # noqa: E402
-from rallypoint.accounts.sessions import HANDLE, SIGNED_IN_AT, SessionStore  # noqa: E402
+from rallypoint.accounts.sessions import SessionStore  # noqa: E402
 from rallypoint.alarms.models import Alarm, AlarmRecipient  # noqa: E402
 from rallypoint.integrations.actions import create_api_key  # noqa: E402
 from rallypoint.realtime.models import StreamEvent  # noqa: E402
 from rallypoint.tenants import actions as tenant_actions  # noqa: E402
-from rallypoint.tenants.middleware import SESSION_KEY as SITE_KEY  # noqa: E402
 from rallypoint.tenants.models import Membership  # noqa: E402
 from rallypoint.tenants.roles import Role  # noqa: E402
 from tests.alarm_fixtures import fire_scenario  # noqa: E402
 from tests.population import add_people  # noqa: E402
+from tests.realtime_helpers import serve, signed_in_data  # noqa: E402
 
 ANSWER = "@@fanout "
 BATCH = 1000
@@ -56,13 +54,9 @@ BATCH = 1000
 
 def _session_row(membership: Membership, now: int) -> UserSession:
     """A session row as the sign-in view leaves it (user, backend, auth hash, sign-in time, site)."""
-    user = membership.user
     store = SessionStore()
     store._session_key = get_random_string(32, VALID_KEY_CHARS)
-    data = {SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0],
-            HASH_SESSION_KEY: user.get_session_auth_hash(), SIGNED_IN_AT: now,
-            HANDLE: secrets.token_hex(8), SITE_KEY: membership.site_id}
-    return store.create_model_instance(data)
+    return store.create_model_instance(signed_in_data(membership, now))
 
 
 def _sign_in_all(memberships: list[Membership]) -> list[tuple[str, str]]:
@@ -122,17 +116,5 @@ class Commands:
                 if event else None}
 
 
-def serve() -> None:
-    commands = {name: getattr(Commands, name) for name in Commands.__dict__ if not name.startswith("_")}
-    for line in sys.stdin:
-        request = json.loads(line)
-        try:
-            answer = {"result": commands[request.pop("command")](**request)}
-        except Exception as exc:  # report to the benchmark, keep serving
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        sys.stdout.write(ANSWER + json.dumps(answer) + "\n")
-        sys.stdout.flush()
-
-
 if __name__ == "__main__":
-    serve()
+    serve(Commands, ANSWER)

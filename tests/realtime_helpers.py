@@ -213,27 +213,35 @@ def sign_out(server: RunningServer, session: str) -> int:
 # ---------------------------------------------------------------- the control process
 
 
-def serve() -> None:
-    """The control process's loop (Django is set up by the caller, see :data:`BOOT`)."""
-    commands = {name: getattr(Commands, name) for name in Commands.__dict__ if not name.startswith("_")}
+def serve(commands: type | None = None, prefix: str = ANSWER) -> None:
+    """A control process's loop (Django is set up by the caller, see :data:`BOOT`): one JSON request per
+    line on stdin, one answer per line on stdout after ``prefix``. ``commands``: the class whose static
+    methods may be called (default :class:`Commands`; the fan-out benchmark brings its own)."""
+    commands = commands or Commands
+    known = {name: getattr(commands, name) for name in commands.__dict__ if not name.startswith("_")}
     for line in sys.stdin:
         request = json.loads(line)
         try:
-            answer = {"result": commands[request.pop("command")](**request)}
-        except Exception as exc:  # report to the test, keep serving
+            answer = {"result": known[request.pop("command")](**request)}
+        except Exception as exc:  # report to the caller, keep serving
             answer = {"error": f"{type(exc).__name__}: {exc}"}
-        sys.stdout.write(ANSWER + json.dumps(answer) + "\n")
+        sys.stdout.write(prefix + json.dumps(answer) + "\n")
         sys.stdout.flush()
+
+
+def signed_in_data(membership: Membership, signed_in_at: int) -> dict:
+    """A session's data as the sign-in view leaves it (user, backend, auth hash, sign-in time, handle),
+    at the membership's site."""
+    user = membership.user
+    return {SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0],
+            HASH_SESSION_KEY: user.get_session_auth_hash(), SIGNED_IN_AT: signed_in_at,
+            HANDLE: secrets.token_hex(8), SITE_KEY: membership.site_id}
 
 
 def _session_for(membership: Membership, signed_in_hours_ago: float = 0) -> str:
     """A signed-in session as the sign-in view leaves it, at the membership's site."""
     store = SessionStore()
-    user = membership.user
-    store.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0],
-                  HASH_SESSION_KEY: user.get_session_auth_hash(),
-                  SIGNED_IN_AT: int(time.time() - signed_in_hours_ago * 3600),
-                  HANDLE: secrets.token_hex(8), SITE_KEY: membership.site_id})
+    store.update(signed_in_data(membership, int(time.time() - signed_in_hours_ago * 3600)))
     store.save()
     return store.session_key
 

@@ -36,9 +36,10 @@ def insecure_context() -> ssl.SSLContext:
 
 
 @contextmanager
-def fresh_database():
-    """A new, empty PostgreSQL database when the suite runs on PostgreSQL; None on SQLite."""
-    url = os.environ.get("RP_DATABASE_URL", "")
+def fresh_database(url: str | None = None):
+    """A new, empty PostgreSQL database (dropped at the end) on the server of ``url`` (by default
+    ``RP_DATABASE_URL``: when the suite runs on PostgreSQL); None for SQLite."""
+    url = os.environ.get("RP_DATABASE_URL", "") if url is None else url
     if not url.startswith("postgres"):
         yield None
         return
