@@ -3,8 +3,8 @@
 :class:`Control` runs a Python process with Django set up on the same database
 (and data directory) as a running ``rallypoint run``: the test asks it to
 create people and sessions and to trigger alarms through the real actions.
-:class:`StreamClient` is a real WebSocket client (the ``websockets`` library)
-that opens ``/ws/stream`` the way the browser does.
+:class:`StreamClient` is a real WebSocket client (the ``websockets`` library, its asyncio
+implementation in a background event loop) that opens ``/ws/stream`` the way the browser does.
 
 In the control process (started with :data:`BOOT`), :func:`serve` reads one
 JSON command per line on stdin and writes one ``@@rt {json}`` answer line on
@@ -13,14 +13,15 @@ stdout (other lines on stdout are log lines).
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
 import secrets
 import socket
-import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from contextlib import suppress
@@ -29,8 +30,8 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.db import transaction
-from websockets.exceptions import ConnectionClosed, ConnectionClosedError
-from websockets.sync.client import connect
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from rallypoint.accounts.actions import create_person, set_people_active
 from rallypoint.accounts.mfa_models import OrganizationSecurity
@@ -102,6 +103,28 @@ class Control:
                 self.process.wait()
 
 
+class _Loop:
+    """One event loop in a daemon thread that runs every test WebSocket client of this process.
+
+    The clients use the ``websockets`` asyncio implementation: a TLS socket is then read and written
+    by one thread only. The sync client reads in a background thread while the caller's thread writes,
+    and OpenSSL's state is not safe for that: about one connection in 500 (one run of this module in
+    20) lost its upgrade request after the TLS handshake: the server saw the handshake and no byte
+    more, and the client waited 10 s for an answer. The slow client's "[SSL] internal error" was the same.
+    """
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _guard = threading.Lock()
+
+    @classmethod
+    def run(cls, coro):
+        with cls._guard:
+            if cls._loop is None:
+                cls._loop = asyncio.new_event_loop()
+                threading.Thread(target=cls._loop.run_forever, name="ws-clients", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(coro, cls._loop).result()
+
+
 class StreamClient:
     """A WebSocket client of ``/ws/stream``; ``ready`` is the server's answer to the hello."""
 
@@ -111,10 +134,10 @@ class StreamClient:
         """``slow``: a client that reads hardly anything (tiny receive buffer, stops at 2 waiting frames)."""
         headers = {"Cookie": f"{SESSION_COOKIE}={session}"} if session else {}
         url = server.base_url.replace("https://", "wss://", 1) + "/ws/stream"
-        self.ws = self._connect(server, url, headers, origin, slow)
+        self.ws = _Loop.run(self._connect(server, url, headers, origin, slow))
         self.replayed: list[dict] = []
         self.ready: dict | None = None
-        self.ws.send(json.dumps(hello or {"type": "hello", "last_seq": last_seq, "site": site}))
+        self.send(hello or {"type": "hello", "last_seq": last_seq, "site": site})
         if hello is None:
             while self.ready is None:
                 frame = self.recv()
@@ -130,37 +153,30 @@ class StreamClient:
         self.close()
 
     def send(self, message: dict) -> None:
-        self.ws.send(json.dumps(message))
+        _Loop.run(self.ws.send(json.dumps(message)))
 
     @staticmethod
-    def _connect(server: RunningServer, url: str, headers: dict, origin: str | None, slow: bool):
+    async def _connect(server: RunningServer, url: str, headers: dict, origin: str | None, slow: bool):
         common = {"ssl": insecure_context(), "origin": origin or server.base_url, "additional_headers": headers,
                   "open_timeout": 10, "close_timeout": 2}
         if not slow:
-            return connect(url, **common)
+            # A browser takes in every frame that arrives, however busy its page is; so does this client.
+            return await connect(url, max_queue=None, **common)
         address = urllib.parse.urlsplit(server.base_url)
-        for attempt in range(3):
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.connect((address.hostname, address.port))
-            try:
-                return connect(url, sock=sock, server_hostname="localhost", max_queue=2, **common)
-            except (ssl.SSLError, ConnectionClosedError) as exc:
-                # OpenSSL now and then fails the client's TLS handshake on so small a receive buffer
-                # ("[SSL] internal error", before the server's code is reached): a new connection.
-                sock.close()
-                tls_failed = isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError)
-                if not tls_failed or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((address.hostname, address.port))
+        return await connect(url, sock=sock, server_hostname="localhost", max_queue=2, **common)
 
     def recv(self, timeout: float = 10.0, *, quiet: bool = True) -> dict:
-        """The next frame (heartbeats and pongs skipped unless ``quiet`` is false)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = json.loads(self.ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-            if not quiet or frame.get("type") not in QUIET:
-                return frame
+        """The next frame (heartbeats and pongs skipped unless ``quiet`` is false); TimeoutError if none."""
+        async def next_frame() -> dict:
+            async with asyncio.timeout(timeout):
+                while True:
+                    frame = json.loads(await self.ws.recv())  # cancelling recv() loses no frame
+                    if not quiet or frame.get("type") not in QUIET:
+                        return frame
+        return _Loop.run(next_frame())
 
     def closed_with(self, timeout: float = 10.0) -> tuple[int, str, list[dict]]:
         """Wait for the server to close: (code, reason, frames received before)."""
@@ -174,7 +190,7 @@ class StreamClient:
 
     def close(self) -> None:
         with suppress(Exception):
-            self.ws.close()
+            _Loop.run(self.ws.close())
 
 
 def trigger_via_api(server: RunningServer, api_key: str, scenario: int) -> dict:
