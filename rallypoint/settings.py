@@ -64,7 +64,8 @@ CSRF_TRUSTED_ORIGINS = env_list("RP_CSRF_TRUSTED_ORIGINS", [BASE_URL])
 
 DATABASES = {
     "default": parse_database_url(
-        env_str("RP_DATABASE_URL", f"sqlite:///{DATA_DIR / 'rallypoint.sqlite3'}"), base_dir=Path.cwd()
+        env_str("RP_DATABASE_URL", f"sqlite:///{DATA_DIR / 'rallypoint.sqlite3'}"), base_dir=Path.cwd(),
+        pool_size=env_int("RP_DATABASE_POOL_SIZE", 20, minimum=2, maximum=500),
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

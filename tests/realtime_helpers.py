@@ -33,6 +33,7 @@ from django.db import transaction
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from rallypoint.accounts import apptokens
 from rallypoint.accounts.actions import create_person, set_people_active
 from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.accounts.sessions import HANDLE, SIGNED_IN_AT, SessionStore
@@ -46,6 +47,7 @@ from rallypoint.tenants.middleware import SESSION_KEY as SITE_KEY
 from rallypoint.tenants.models import Membership, Site
 from rallypoint.tenants.roles import Role
 from tests.alarm_fixtures import fire_scenario
+from tests.population import add_people
 from tests.server import RunningServer, insecure_context
 
 REPO = Path(__file__).resolve().parent.parent
@@ -350,6 +352,17 @@ class Commands:
     @staticmethod
     def seen(alarm: int, membership: int) -> bool:
         return AlarmRecipient.objects.filter(alarm_id=alarm, membership_id=membership, seen_at__isnull=False).exists()
+
+    @staticmethod
+    def crowd(site: int, count: int, prefix: str) -> list[str]:
+        """``count`` more employees at the site, each with an app token (as the phone app holds one)."""
+        found = Site.objects.get(pk=site)
+        return [apptokens.issue(user=m.user, site=found, name="Phone")[1]
+                for m in add_people(found, count, prefix=prefix, phone=False)]
+
+    @staticmethod
+    def answers(alarm: int, answer: str) -> int:
+        return AlarmRecipient.objects.filter(alarm_id=alarm, answer=answer).count()
 
     @staticmethod
     def session(membership: int, signed_in_hours_ago: float = 0) -> str:

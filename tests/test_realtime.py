@@ -8,8 +8,12 @@ the same database. The two-process test runs two servers on PostgreSQL with Redi
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -27,7 +31,7 @@ from tests.realtime_helpers import (
     sign_out,
     trigger_via_api,
 )
-from tests.server import free_port, fresh_database, run_server
+from tests.server import free_port, fresh_database, insecure_context, run_server
 
 #: An alarm raised in the server's process reaches its sockets at once; allow for a busy machine.
 LIVE = 3.0
@@ -161,6 +165,36 @@ def test_each_person_receives_only_what_they_may_see(stream):
     assert next_of(employee, "test.marker")["site"] == stream.site("one")  # no counts in between
     assert next_of(guest, "test.marker")["site"] == stream.site("one")  # neither the alarm nor its counts
     assert next_of(other, "test.marker", timeout=DEADLINE)["site"] == stream.site("other")  # nothing of site one
+
+
+def test_a_crowd_answering_through_the_server_at_once_is_all_recorded(stream):
+    """150 phones accept the same alarm in the same instant, through the real server: each request runs in
+    its own thread there. None gets a 500; on PostgreSQL they take turns for the process's pooled
+    connections instead of opening one each (the server allows 100)."""
+    tokens = stream.control.call("crowd", site=stream.site("one"), count=150, prefix="crowd")
+    alarm = stream.raise_alarm()
+    host, port = urllib.parse.urlsplit(stream.server.base_url).netloc.split(":")
+    start = threading.Barrier(len(tokens))
+    statuses: list[int] = []
+
+    def accept(token: str) -> None:
+        conn = http.client.HTTPSConnection(host, int(port), context=insecure_context(), timeout=60)
+        conn.connect()  # the TLS handshake before the barrier: the requests themselves arrive together
+        start.wait(timeout=60)
+        conn.request("POST", f"/api/v1/alarms/{alarm['id']}/answer", body=json.dumps({"answer": "accepted"}),
+                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        statuses.append(response.status)
+        conn.close()
+
+    threads = [threading.Thread(target=accept, args=(token,)) for token in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(statuses) == [200] * 150
+    assert stream.control.call("answers", alarm=alarm["id"], answer="accepted") == 150
 
 
 def test_a_slow_client_is_dropped_without_holding_up_the_others(stream):

@@ -47,7 +47,9 @@ def test_database_urls(tmp_path):
     assert (pg["USER"], pg["PASSWORD"], pg["HOST"], pg["PORT"], pg["NAME"]) == (
         "rp", "p@ss", "db.local", "6543", "rallypoint")
     tls = env.parse_database_url("postgresql://rp@db/rp?sslmode=verify-full&sslrootcert=/etc/ca.pem", base_dir=tmp_path)
-    assert tls["OPTIONS"] == {"sslmode": "verify-full", "sslrootcert": "/etc/ca.pem"}
+    assert tls["OPTIONS"] == {"sslmode": "verify-full", "sslrootcert": "/etc/ca.pem",
+                              "pool": {"min_size": 1, "max_size": 20, "timeout": 10.0, "max_idle": 300}}
+    assert tls["CONN_MAX_AGE"] == 0  # the pool keeps the connections; Django must not hold them
     for bad in ("mysql://x/y", "postgresql://host/", "postgresql://h/db?timeout=3"):
         with pytest.raises(env.ConfigError):
             env.parse_database_url(bad, base_dir=tmp_path)

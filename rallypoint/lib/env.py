@@ -86,8 +86,17 @@ def env_secret(name: str, default: str | None = None) -> str | None:
     return default if direct is None else direct
 
 
-def parse_database_url(url: str, *, base_dir: Path) -> dict:
-    """Turn ``sqlite:///path`` or ``postgresql://user:pw@host:port/db`` into Django settings."""
+#: Seconds a request waits for a free PostgreSQL connection before it is answered 503.
+POOL_TIMEOUT = 10.0
+
+
+def parse_database_url(url: str, *, base_dir: Path, pool_size: int = 20) -> dict:
+    """Turn ``sqlite:///path`` or ``postgresql://user:pw@host:port/db`` into Django settings.
+
+    PostgreSQL connections come from a pool of at most ``pool_size`` per process: a burst of
+    requests (each in its own thread) then waits its turn for a connection instead of opening one
+    each and running past the server's ``max_connections``. A request that gets none within
+    :data:`POOL_TIMEOUT` seconds is answered 503 with Retry-After (``web/errors.py``)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         raw_path = unquote(parts.path)
@@ -115,15 +124,16 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict:
             if key not in {"sslmode", "sslrootcert", "sslcert", "sslkey"}:
                 raise ConfigError(f"RP_DATABASE_URL: unknown option {key!r} (sslmode, sslrootcert, sslcert, sslkey)")
             options[key] = value
+        pool = {"min_size": 1, "max_size": pool_size, "timeout": POOL_TIMEOUT, "max_idle": 300}
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": name,
-            "OPTIONS": options,
+            "OPTIONS": {**options, "pool": pool},
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
-            "CONN_MAX_AGE": 60,
+            "CONN_MAX_AGE": 0,  # a connection goes back to the pool when its request ends
             "CONN_HEALTH_CHECKS": True,
         }
     raise ConfigError(f"RP_DATABASE_URL: unsupported scheme {parts.scheme!r} (use sqlite or postgresql)")

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms.models import Alarm
+from rallypoint.lib.dbpool import give_back
 from rallypoint.notify import messages, registry
 from rallypoint.notify.channels.base import Address, Message, TransportError
 from rallypoint.notify.models import Delivery, DeliveryAttempt, MessengerAddress, PushSubscription
@@ -136,6 +137,8 @@ def _send_one(delivery: Delivery, message: Message, address: Address) -> Outcome
         log.error("channel raised", extra={"channel": delivery.channel, "delivery": delivery.pk,
                                            "error": type(exc).__name__})
         return Outcome(delivery, started, int((time.perf_counter() - t0) * 1000), type(exc).__name__)
+    finally:
+        give_back()  # a channel that read or wrote the database (push) frees the pool's connection
     return Outcome(delivery, started, int((time.perf_counter() - t0) * 1000))
 
 

@@ -45,6 +45,7 @@ from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
 
+from rallypoint.lib.dbpool import give_back
 from rallypoint.realtime import access, events, hub
 from rallypoint.realtime.access import Viewer
 from rallypoint.realtime.gcpolicy import GcPolicy
@@ -92,7 +93,10 @@ PONG = encode({"type": "pong"})
 
 def _in_thread(fn, *args):
     close_old_connections()  # reuse the thread's connection while it is healthy and young enough
-    return fn(*args)
+    try:
+        return fn(*args)
+    finally:
+        give_back()  # PostgreSQL: the pool's connection is free for requests while this thread idles
 
 
 async def run_db(fn, *args):

@@ -8,6 +8,7 @@ from django.db import OperationalError
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+from psycopg_pool import PoolTimeout
 
 
 def _page(request, status: int, title: str, text: str):
@@ -28,8 +29,11 @@ def not_found(request, exception=None):
 
 
 def _busy(exc: BaseException | None) -> bool:
-    """The database could not take the request's write in time (SQLite's one write lock under a burst)."""
-    return isinstance(exc, OperationalError) and "locked" in str(exc)
+    """The database could not take the request in time: SQLite's one write lock, or no free connection
+    in PostgreSQL's pool, under a burst."""
+    if not isinstance(exc, OperationalError):
+        return False
+    return "locked" in str(exc) or isinstance(exc.__cause__, PoolTimeout)
 
 
 def server_error(request):
