@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -175,9 +176,8 @@ def test_a_crowd_answering_through_the_server_at_once_is_all_recorded(stream):
     alarm = stream.raise_alarm()
     host, port = urllib.parse.urlsplit(stream.server.base_url).netloc.split(":")
     start = threading.Barrier(len(tokens))
-    statuses: list[int] = []
 
-    def accept(token: str) -> None:
+    def accept(token: str) -> int:
         conn = http.client.HTTPSConnection(host, int(port), context=insecure_context(), timeout=60)
         conn.connect()  # the TLS handshake before the barrier: the requests themselves arrive together
         start.wait(timeout=60)
@@ -185,15 +185,12 @@ def test_a_crowd_answering_through_the_server_at_once_is_all_recorded(stream):
                      headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         response = conn.getresponse()
         response.read()
-        statuses.append(response.status)
         conn.close()
+        return response.status
 
-    threads = [threading.Thread(target=accept, args=(token,)) for token in tokens]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert sorted(statuses) == [200] * 150
+    with ThreadPoolExecutor(len(tokens)) as phones:
+        statuses = list(phones.map(accept, tokens, timeout=120))
+    assert statuses == [200] * 150
     assert stream.control.call("answers", alarm=alarm["id"], answer="accepted") == 150
 
 
