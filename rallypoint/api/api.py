@@ -26,8 +26,9 @@ api = NinjaAPI(
     version="1",
     description="Alarm, evacuation and crisis management. A signed-in browser acts in its current site; "
                 "an app token (Authorization: Bearer) in the site it was issued for. Any request may be "
-                "answered 503 with Retry-After when too many writes arrive at the same moment: nothing was "
-                "saved, send it again after that many seconds.",
+                "answered 503 with Retry-After when too many requests arrive at the same moment (the "
+                "database's write turn or a free connection did not come in time): nothing was saved, send "
+                "it again after that many seconds.",
     auth=[AppTokenAuth(), django_auth],
     urls_namespace="api",
     docs_url=None,
