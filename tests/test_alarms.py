@@ -95,15 +95,15 @@ def test_recipients_come_from_people_groups_and_roles_of_the_level(world):
     level.recipient_people.add(departed)
     departed.user.is_active = False
     departed.user.save()
-    resolved = actions.resolve_recipients(level)
-    assert resolved[world.a.people[Role.LEAD].pk] == [second.pk]
-    assert resolved[world.a.people[Role.GUEST].pk] == []
-    assert sorted(resolved[other.pk]) == sorted([world.a.group.pk, second.pk])
-    assert world.a.people[Role.EMPLOYEE].pk not in resolved and departed.pk not in resolved
-    # The trigger selects the same people with the same groups in SQL (one INSERT … SELECT).
     alarm, _created = _trigger(world, scenario, Role.LEAD)
     rows = {r.membership_id: sorted(r.group_ids) for r in alarm.recipients.all()}
-    assert rows == {pk: sorted(groups) for pk, groups in resolved.items()}
+    assert rows[world.a.people[Role.LEAD].pk] == [second.pk]
+    assert rows[world.a.people[Role.GUEST].pk] == []
+    assert rows[other.pk] == sorted([world.a.group.pk, second.pk])
+    assert world.a.people[Role.EMPLOYEE].pk not in rows and departed.pk not in rows
+    named_by_role = set(Membership.objects.filter(site=world.a.site, role__in=level.recipient_roles, is_active=True,
+                                                  user__is_active=True).values_list("pk", flat=True))
+    assert set(rows) == named_by_role | {world.a.people[Role.LEAD].pk, world.a.people[Role.GUEST].pk, other.pk}
     assert len({r.link_nonce for r in alarm.recipients.all()}) == len(rows)
     assert all(len(r.link_nonce) == 32 for r in alarm.recipients.all())
 
@@ -199,11 +199,19 @@ def test_raising_the_level_adds_its_recipients_and_alerts_everyone_on_it(world):
     scenario = fire_scenario(world.a.site, roles=[Role.LEAD])
     alarm, _ = _trigger(world, scenario)
     assert alarm.recipients.count() == 1
+    first = alarm.recipients.get()
+    actions.answer_alarm(alarm=alarm, membership=first.membership, answer="accepted", via="app")
     evacuate = scenario.levels.get(name="Evacuate")
+    evacuate.recipient_groups.add(world.a.group)
+    world.a.group.members.set([world.a.people[Role.EMPLOYEE]])
     actions.raise_level(user=world.a.people[Role.LEAD].user, alarm=alarm, level=evacuate)
     alarm.refresh_from_db()
     assert alarm.level == evacuate
     assert set(alarm.recipients.values_list("membership_id", flat=True)) == _active_people(world.a.site)
+    assert set(alarm.recipients.values_list("level", flat=True)) == {evacuate.pk}  # the first one moved too
+    kept = alarm.recipients.get(pk=first.pk)  # the same row: its answer stands
+    assert kept.answer == "accepted" and kept.link_nonce == first.link_nonce
+    assert alarm.recipients.get(membership=world.a.people[Role.EMPLOYEE]).group_ids == [world.a.group.pk]
     assert Delivery.objects.filter(alarm=alarm, event="level_raised").count() == 2 * alarm.recipients.count()
     with pytest.raises(ValidationError):
         actions.raise_level(user=world.a.people[Role.LEAD].user, alarm=alarm, level=evacuate)

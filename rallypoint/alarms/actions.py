@@ -63,20 +63,6 @@ def triggerable_scenarios(user, site: Site) -> list[Scenario]:
     return [s for s in scenarios if s.levels.all() and can_trigger(user, site, s)]
 
 
-def resolve_recipients(level: Level) -> dict[int, list[int]]:
-    """``{membership id: [ids of the level's groups that include the person]}`` of active people."""
-    people: dict[int, list[int]] = {}
-    active = Membership.objects.for_site(level.site_id).active()
-    roles = [r for r in level.recipient_roles if r in Role.values]
-    for pk in active.filter(Q(role__in=roles) | Q(pk__in=level.recipient_people.all())).values_list("pk", flat=True):
-        people.setdefault(pk, [])
-    rows = Group.members.through.objects.filter(group__in=level.recipient_groups.all(),
-                                                membership__in=active).values_list("membership_id", "group_id")
-    for membership_id, group_id in rows:
-        people.setdefault(membership_id, []).append(group_id)
-    return people
-
-
 def public_alarm(alarm: Alarm) -> dict:
     """What every recipient may see of an alarm: no personal data."""
     scenario, level = alarm.scenario, alarm.level
@@ -129,41 +115,66 @@ def _add_recipients(alarm: Alarm, level: Level, people: dict[int, list[int]]) ->
     return len(rows)
 
 
-def _add_level_recipients(alarm: Alarm, level: Level) -> list[int]:
-    """Recipient rows for everyone :func:`resolve_recipients` names, in one ``INSERT … SELECT``;
-    returns the membership ids added.
-
-    The same selection as ``resolve_recipients`` + ``_add_recipients``, done by the database: for an
-    alarm to ten thousand people this is most of the trigger's transaction, and the alarm reaches
-    nobody before that transaction has committed (about 80 ms less at 10,000 people on SQLite).
-    """
-    postgres = connection.vendor == "postgresql"
+def _named_by(level: Level) -> tuple[str, list]:
+    """``(sql, params)``: the ids of the active people the level names, by role, as a person, or as a
+    member of one of its groups (the person and their account both active)."""
     members_table = Group.members.through._meta.db_table
     level_groups = Level.recipient_groups.through._meta.db_table
     level_people = Level.recipient_people.through._meta.db_table
     roles = [r for r in level.recipient_roles if r in Role.values] or [""]
     role_marks = ", ".join(["%s"] * len(roles))
+    sql = (
+        f"SELECT m.id FROM {Membership._meta.db_table} m "  # noqa: S608  # nosec B608 - names are ours
+        f"JOIN {User._meta.db_table} u ON u.id = m.user_id "
+        f"WHERE m.site_id = %s AND m.is_active AND u.is_active "
+        f"AND (m.role IN ({role_marks}) "
+        f"     OR m.id IN (SELECT gm.membership_id FROM {members_table} gm JOIN {level_groups} lg "
+        f"                 ON lg.group_id = gm.group_id WHERE lg.level_id = %s) "
+        f"     OR m.id IN (SELECT lp.membership_id FROM {level_people} lp WHERE lp.level_id = %s))")
+    return sql, [level.site_id, *roles, level.pk, level.pk]
+
+
+def _add_level_recipients(alarm: Alarm, level: Level) -> list[int]:
+    """Recipient rows for everyone the level names who is not on the alarm yet, each with the ids of
+    the level's groups that include them, in one ``INSERT … SELECT``; returns the membership ids added.
+
+    Done by the database: for an alarm to ten thousand people this is most of the trigger's
+    transaction, and the alarm reaches nobody before that transaction has committed.
+    """
+    postgres = connection.vendor == "postgresql"
+    members_table = Group.members.through._meta.db_table
+    level_groups = Level.recipient_groups.through._meta.db_table
     group_list = "jsonb_agg(gm.group_id)" if postgres else "json_group_array(gm.group_id)"
     no_groups = "'[]'::jsonb" if postgres else "'[]'"
     nonce = "replace(gen_random_uuid()::text, '-', '')" if postgres else "lower(hex(randomblob(16)))"
+    named, named_params = _named_by(level)
     sql = (
         f"INSERT INTO {AlarmRecipient._meta.db_table} ({', '.join(_RECIPIENT_COLUMNS)}) "  # noqa: S608  # nosec B608 - names are ours
         f"SELECT m.site_id, %s, m.id, %s, COALESCE(g.ids, {no_groups}), '', '', {nonce}, %s "
         f"FROM {Membership._meta.db_table} m "
-        f"JOIN {User._meta.db_table} u ON u.id = m.user_id "
         f"LEFT JOIN (SELECT gm.membership_id, {group_list} AS ids FROM {members_table} gm "
         f"           WHERE gm.group_id IN (SELECT lg.group_id FROM {level_groups} lg WHERE lg.level_id = %s) "
         f"           GROUP BY gm.membership_id) g ON g.membership_id = m.id "
-        f"WHERE m.site_id = %s AND m.is_active AND u.is_active "
-        f"AND (m.role IN ({role_marks}) OR g.membership_id IS NOT NULL "
-        f"     OR m.id IN (SELECT lp.membership_id FROM {level_people} lp WHERE lp.level_id = %s)) "
+        f"WHERE m.id IN ({named}) "
         f"AND NOT EXISTS (SELECT 1 FROM {AlarmRecipient._meta.db_table} r "
         f"                WHERE r.alarm_id = %s AND r.membership_id = m.id) "
         f"RETURNING membership_id")
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(sql, [alarm.pk, level.pk, now, level.pk, alarm.site_id, *roles, level.pk, alarm.pk])
+        cursor.execute(sql, [alarm.pk, level.pk, now, level.pk, *named_params, alarm.pk])
         return [row[0] for row in cursor.fetchall()]
+
+
+def _move_to_level(alarm: Alarm, level: Level) -> int:
+    """The alarm's recipients whose level this is now (the level names them) count for it: its
+    counts, its escalation rule, its messages. Returns how many were moved."""
+    named, named_params = _named_by(level)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {AlarmRecipient._meta.db_table} SET level_id = %s "  # noqa: S608  # nosec B608 - names are ours
+            f"WHERE alarm_id = %s AND level_id <> %s AND membership_id IN ({named})",
+            [level.pk, alarm.pk, level.pk, *named_params])
+        return cursor.rowcount
 
 
 _DELIVERY_COLUMNS = ("site_id, alarm_id, recipient_id, channel, key, event, state, priority, attempts, "
@@ -308,9 +319,8 @@ def raise_level(*, user, alarm: Alarm, level: Level, escalated: bool = False) ->
         before = alarm.level.name
         alarm.level, alarm.level_since = level, timezone.now()
         alarm.save(update_fields=["level", "level_since"])
-        people = resolve_recipients(level)
-        added = _add_recipients(alarm, level, people)
-        AlarmRecipient.objects.filter(alarm=alarm, membership_id__in=list(people)).update(level=level)
+        _move_to_level(alarm, level)
+        added = len(_add_level_recipients(alarm, level))
         queued = _queue(alarm, alarm.recipients.filter(level=level), [c for c in level.channels if c == "inapp"],
                         "level_raised")
         queued += _queue(alarm, _told(alarm).filter(level=level), [c for c in level.channels if c != "inapp"],
