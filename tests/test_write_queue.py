@@ -162,45 +162,63 @@ def test_a_request_that_cannot_get_the_write_lock_is_told_to_try_again(world):
 @pytest.mark.skipif("connection.vendor != 'postgresql'", reason="PostgreSQL's connection pool")
 @pytest.mark.django_db(transaction=True)
 def test_a_request_that_gets_no_database_connection_in_time_is_told_to_try_again(world):
-    """Every connection of the process's pool is taken: 503 with Retry-After, nothing recorded; once
-    a connection is free again, the same request goes through."""
+    """Every connection of the process's pool is taken: the app gets 503 with Retry-After and nothing
+    is recorded; a browser gets a page that says so, built without the database. Once a connection
+    is free again, the same request goes through."""
     alarm = alarm_actions.trigger_alarm(site=world.a.site, scenario=fire_scenario(world.a.site),
                                         user=world.persona(Role.LEAD))[0]
     _row, token = apptokens.issue(user=world.persona(Role.EMPLOYEE), site=world.a.site, name="Phone")
+    app = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Bearer {token}")
+    browser = Client(raise_request_exception=False)
+    browser.force_login(world.persona(Role.EMPLOYEE))
     pool = connection.pool
     taken = []
 
-    def answer() -> object:
+    def in_own_thread(request):
+        """Like every request of the server, in a thread of its own (this thread's connection is the test's)."""
         result = []
 
-        def post():  # in its own thread, like every request: this thread's connection is the test's
+        def run():
             try:
-                client = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Bearer {token}")
-                result.append(client.post(f"/api/v1/alarms/{alarm.pk}/answer",
-                                          json.dumps({"answer": "accepted"}), content_type="application/json"))
+                result.append(request())
             finally:
                 connection.close()
 
-        thread = threading.Thread(target=post)
+        thread = threading.Thread(target=run)
         thread.start()
         thread.join(30)
         return result[0]
+
+    def answer():
+        return app.post(f"/api/v1/alarms/{alarm.pk}/answer", json.dumps({"answer": "accepted"}),
+                        content_type="application/json")
 
     old_timeout, pool.timeout = pool.timeout, 0.2
     try:
         with contextlib.suppress(PoolTimeout):
             while True:  # everything the pool will give, as a burst of slow requests would hold it
                 taken.append(pool.getconn(timeout=0.2))
-        busy = answer()
+        busy = in_own_thread(answer)
+        tries = []
+        give = pool.getconn
+        pool.getconn = lambda *args, **kwargs: tries.append(1) or give(*args, **kwargs)
+        page = in_own_thread(lambda: browser.get("/"))
     finally:
+        pool.__dict__.pop("getconn", None)
         for conn in taken:
             pool.putconn(conn)
         pool.timeout = old_timeout
     assert busy.status_code == 503 and busy["Retry-After"] == "2"
     assert "try again" in busy.json()["detail"]
+    assert page.status_code == 503 and page["Retry-After"] == "2"
+    assert "could not reach its database" in page.content.decode()
+    # Django's session middleware looks for the session on the way in and again on the way out; the page
+    # itself asks for no connection (a page built like the others waited once per middleware layer).
+    assert len(tries) == 2
     assert not AlarmRecipient.objects.filter(alarm=alarm, answer="accepted").exists()
-    assert answer().status_code == 200
+    assert in_own_thread(answer).status_code == 200
     assert AlarmRecipient.objects.filter(alarm=alarm, answer="accepted").count() == 1
+    assert in_own_thread(lambda: browser.get("/")).status_code == 200
 
 
 @pytest.mark.django_db(transaction=True)

@@ -252,6 +252,7 @@ class DeliveryWorker:
                     self.publish_counts(force=not handled)
                     if not handled:
                         alarm_actions.run_escalations()
+                        give_back()  # PostgreSQL: the pool's connection is free for others while idle
                         self.wake.wait(idle_seconds)
                         self.wake.clear()
                 except Exception:

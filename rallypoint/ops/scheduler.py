@@ -24,6 +24,7 @@ from django.utils import timezone
 from rallypoint.accounts.pow import purge_used
 from rallypoint.accounts.throttle import purge_stale
 from rallypoint.audit.actions import purge_expired, purge_expired_security_events
+from rallypoint.lib.dbpool import give_back
 from rallypoint.ops.models import JobState
 from rallypoint.realtime.events import purge_old as purge_old_stream_events
 
@@ -102,6 +103,7 @@ def loop(stop: threading.Event, *, poll_seconds: float = 5.0, jobs: dict[str, Jo
             run_due_jobs(worker, jobs)
         except Exception:
             log.exception("worker cycle failed", extra={"worker": worker})
+        give_back()  # PostgreSQL: the pool's connection is free for others while this thread waits
         stop.wait(poll_seconds)
     connections.close_all()  # this thread's connections end with it
     log.info("worker stopped", extra={"worker": worker})

@@ -5,14 +5,22 @@ from __future__ import annotations
 import sys
 
 from django.db import OperationalError
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from psycopg_pool import PoolTimeout
 
 
 def _page(request, status: int, title: str, text: str):
     return render(request, "web/error.html", {"title": title, "text": text, "status": status}, status=status)
+
+
+def _plain_page(status: int, title: str, text: str) -> HttpResponse:
+    """For a server error or a busy database: nothing in it may need the database (no session, no
+    site, no context processors), or a page about a missing connection would wait for one again."""
+    html = render_to_string("web/plain_error.html", {"title": title, "text": text})
+    return HttpResponse(html, status=status)
 
 
 def bad_request(request, exception=None):
@@ -38,15 +46,19 @@ def _busy(exc: BaseException | None) -> bool:
 
 def server_error(request):
     # Django calls this inside its ``except`` block, so the exception is still at hand.
-    if _busy(sys.exc_info()[1]):
+    exc = sys.exc_info()[1]
+    if _busy(exc):
         # Nothing was written (the transaction never began, or was rolled back): the client may simply
         # try again, which is what 503 with Retry-After says.
-        text = _("Too many requests at the same moment. Nothing was saved; please try again.")
+        if isinstance(exc.__cause__, PoolTimeout):  # a burst, or a database that does not answer at all
+            text = _("The server could not reach its database in time: too many requests at once, or the "
+                     "database is unavailable. Nothing was saved; please try again in a moment.")
+        else:
+            text = _("Too many requests at the same moment. Nothing was saved; please try again.")
         if request.path.startswith("/api/"):
             response = JsonResponse({"detail": text}, status=503)
         else:
-            response = _page(request, 503, _("Busy"), text)
+            response = _plain_page(503, _("Busy"), text)
         response["Retry-After"] = "2"
         return response
-    return _page(request, 500, _("Something went wrong"),
-                 _("The error has been recorded. Please try again in a moment."))
+    return _plain_page(500, _("Something went wrong"), _("The error has been recorded. Please try again in a moment."))
