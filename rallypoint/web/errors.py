@@ -36,25 +36,25 @@ def not_found(request, exception=None):
     return _page(request, 404, _("Not found"), _("This page does not exist in the site you are working in."))
 
 
-def _busy(exc: BaseException | None) -> bool:
-    """The database could not take the request in time: SQLite's one write lock, or no free connection
-    in PostgreSQL's pool, under a burst."""
+def _busy_text(exc: BaseException | None) -> str | None:
+    """What to tell a client whose request the database could not take in time (SQLite's one write
+    lock, or no free connection in PostgreSQL's pool, under a burst); None for any other error."""
     if not isinstance(exc, OperationalError):
-        return False
-    return "locked" in str(exc) or isinstance(exc.__cause__, PoolTimeout)
+        return None
+    if isinstance(exc.__cause__, PoolTimeout):  # a burst, or a database that does not answer at all
+        return _("The server could not reach its database in time: too many requests at once, or the "
+                 "database is unavailable. Nothing was saved; please try again in a moment.")
+    if "locked" in str(exc):
+        return _("Too many requests at the same moment. Nothing was saved; please try again.")
+    return None
 
 
 def server_error(request):
     # Django calls this inside its ``except`` block, so the exception is still at hand.
-    exc = sys.exc_info()[1]
-    if _busy(exc):
+    text = _busy_text(sys.exc_info()[1])
+    if text is not None:
         # Nothing was written (the transaction never began, or was rolled back): the client may simply
         # try again, which is what 503 with Retry-After says.
-        if isinstance(exc.__cause__, PoolTimeout):  # a burst, or a database that does not answer at all
-            text = _("The server could not reach its database in time: too many requests at once, or the "
-                     "database is unavailable. Nothing was saved; please try again in a moment.")
-        else:
-            text = _("Too many requests at the same moment. Nothing was saved; please try again.")
         if request.path.startswith("/api/"):
             response = JsonResponse({"detail": text}, status=503)
         else:
