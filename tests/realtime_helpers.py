@@ -124,7 +124,9 @@ class _Loop:
             if cls._loop is None:
                 cls._loop = asyncio.new_event_loop()
                 threading.Thread(target=cls._loop.run_forever, name="ws-clients", daemon=True).start()
-        return asyncio.run_coroutine_threadsafe(coro, cls._loop).result()
+        # Each step has its own limit (opening, recv, close); this one turns anything else that never
+        # ends (a send to a server that stopped reading) into a failure instead of a hung suite.
+        return asyncio.run_coroutine_threadsafe(coro, cls._loop).result(timeout=60)
 
 
 class StreamClient:
