@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db.models import Count
 from django.utils import timezone
 
 from rallypoint.alarms import links
@@ -18,6 +20,7 @@ from rallypoint.notify.models import Delivery, DeliveryAttempt
 from rallypoint.notify.worker import DeliveryWorker
 from rallypoint.tenants.roles import Role
 from tests.alarm_fixtures import fire_scenario
+from tests.population import add_people
 from tests.sinks import SmtpSink, free_port, stop_worker
 
 ANSWER_URL = "https://localhost:8443/answer/12.1999999999.0123456789abcdef"
@@ -283,3 +286,42 @@ def test_a_refused_address_is_not_retried(world, smtp):
     assert (delivery.state, delivery.last_error) == (Delivery.State.FAILED,
                                                      "mail server refused the recipient (SMTP 550 5.1.1)")
     assert delivery.attempt_rows.get().result == "permanent"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stopping_the_worker_loop_leaves_no_claimed_message_unrecorded(world, smtp):
+    """The loop hands the next batch to the senders while the previous one is still going out. Stopped at
+    any moment, it records what it had handed over: every delivery is sent with one attempt, or still
+    pending with none, never stranded in "sending"; a second worker then sends the rest, nobody twice."""
+    site = world.a.site
+    add_people(site, 30, phone=False)
+    scenario = fire_scenario(site, channels=("email",))
+    alarm, _ = trigger_alarm(site=site, scenario=scenario, user=world.persona(Role.EMPLOYEE), location_text="Hall 3")
+    deliveries = Delivery.objects.for_site(site).filter(alarm=alarm)
+    people = deliveries.count()
+
+    stop = threading.Event()
+    first = threading.Thread(target=DeliveryWorker("first", threads=2, batch=4).loop, args=(stop,))
+    first.start()
+    smtp.wait_for(1)
+    stop.set()
+    first.join(30)
+    assert not first.is_alive()
+    states = dict(deliveries.values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
+    assert set(states) <= {"sent", "pending"} and states.get("pending"), states
+    attempts = DeliveryAttempt.objects.filter(delivery__alarm=alarm)
+    assert attempts.count() == states["sent"] == attempts.filter(result="ok").count()
+    assert len(smtp.wait_for(states["sent"])) == states["sent"]
+
+    stop.clear()
+    second = threading.Thread(target=DeliveryWorker("second", threads=2, batch=4).loop, args=(stop,),
+                              kwargs={"idle_seconds": 0.05})
+    second.start()
+    try:
+        received = smtp.wait_for(people)
+    finally:
+        stop.set()
+        second.join(30)
+    assert sorted(r for m in received for r in m.rcpt_tos) == sorted(
+        d.recipient.membership.user.email for d in deliveries.select_related("recipient__membership__user"))
+    assert deliveries.filter(state="sent").count() == people == attempts.count()

@@ -183,6 +183,15 @@ def _record(worker: str, outcomes: list[Outcome]) -> None:
         ], batch_size=1000)
 
 
+@dataclass
+class _Batch:
+    """Claimed deliveries whose messages are with the sending threads."""
+
+    ids: list[int]
+    deliveries: list[Delivery]
+    futures: list
+
+
 class DeliveryWorker:
     """Sends deliveries until stopped. ``threads`` senders share each claimed batch."""
 
@@ -201,21 +210,33 @@ class DeliveryWorker:
 
     def run_once(self) -> int:
         """Claim and send one batch; returns how many deliveries it handled."""
+        batch = self._start()
+        return self._finish(batch) if batch is not None else 0
+
+    def _start(self) -> _Batch | None:
+        """Claim a batch, prepare its messages and hand them to the sending threads (it does not wait)."""
         ids = claim(self.worker, self.batch)
         if not ids:
-            return 0
+            return None
         deliveries = _load(ids)
         addresses = _addresses(deliveries)
         texts = _messages(deliveries)
         futures = [self._pool.submit(_send_one, d, texts[d.pk], addresses[d.pk]) for d in deliveries]
+        return _Batch(ids, deliveries, futures)
+
+    def _finish(self, batch: _Batch, also: _Batch | None = None) -> int:
+        """Wait until the batch is sent (keeping its lease, and that of ``also``, the batch queued after
+        it) and record the outcomes; returns how many deliveries it held."""
         renew_every = settings.DELIVERY_LEASE_SECONDS / 3
-        while wait(futures, timeout=renew_every).not_done:
-            extend_lease(self.worker, ids)
-        _record(self.worker, [f.result() for f in futures])
+        while wait(batch.futures, timeout=renew_every).not_done:
+            extend_lease(self.worker, batch.ids + (also.ids if also is not None else []))
+        _record(self.worker, [f.result() for f in batch.futures])
+        for kind in sorted({d.channel for d in batch.deliveries}):
+            registry.channel_class(kind).after_batch()
         now = time.monotonic()
-        for d in deliveries:
+        for d in batch.deliveries:
             self._counts_due.setdefault(d.alarm_id, now)
-        return len(ids)
+        return len(batch.ids)
 
     def sweep_answers(self) -> None:
         """Answers and receipts arrive through the web processes, which publish the counts at most once a
@@ -242,15 +263,21 @@ class DeliveryWorker:
                 alarm_actions.publish_counts(alarm)
 
     def loop(self, stop: threading.Event, *, idle_seconds: float = 0.5) -> None:
+        """Send until ``stop`` is set. Two batches overlap: the next one is claimed, prepared and queued
+        while the sending threads still work on the previous one, so that they never stand idle during
+        the database work between two batches; the previous one is then recorded."""
         unsubscribe = hub.subscribe(self.on_stream_event)
         log.info("delivery worker started", extra={"worker": self.worker})
+        in_flight: _Batch | None = None
         try:
             while not stop.is_set():
                 close_old_connections()
                 try:
-                    handled = self.run_once()
+                    queued = self._start()
+                    previous, in_flight = in_flight, queued
+                    handled = self._finish(previous, also=queued) if previous is not None else 0
                     self.publish_counts(force=not handled)
-                    if not handled:
+                    if not handled and in_flight is None:
                         alarm_actions.run_escalations()
                         give_back()  # PostgreSQL: the pool's connection is free for others while idle
                         self.wake.wait(idle_seconds)
@@ -259,10 +286,16 @@ class DeliveryWorker:
                     log.exception("delivery cycle failed", extra={"worker": self.worker})
                     stop.wait(1.0)
         finally:
-            unsubscribe()
-            self.close()
-            connections.close_all()
-            log.info("delivery worker stopped", extra={"worker": self.worker})
+            try:
+                if in_flight is not None:  # sent or being sent: record it, or it would go out again
+                    self._finish(in_flight)
+            except Exception:
+                log.exception("delivery cycle failed", extra={"worker": self.worker})
+            finally:
+                unsubscribe()
+                self.close()
+                connections.close_all()
+                log.info("delivery worker stopped", extra={"worker": self.worker})
 
     def close(self) -> None:
         """Close every sending thread's kept connections (channels, database), then stop the threads."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
@@ -89,11 +90,16 @@ def _classify(status: int) -> Outcome:
     return Outcome(Result.PERMANENT, f"push service refused the message ({status})")
 
 
+_worked_lock = threading.Lock()
+_worked: set[int] = set()  # subscriptions that took a message and whose "last worked" is due
+
+
 def _note_success(sub: PushSubscription) -> None:
-    """Remember when the subscription last worked; at most one write an hour, not one per alarm message."""
-    now = timezone.now()
-    if sub.last_success_at is None or now - sub.last_success_at > SUCCESS_NOTE_INTERVAL:
-        PushSubscription.objects.filter(pk=sub.pk).update(last_success_at=now)
+    """Remember that the subscription worked, to be written once per batch (:meth:`WebPushChannel.after_batch`):
+    a write per message would make every sending thread queue for the database."""
+    if sub.last_success_at is None or timezone.now() - sub.last_success_at > SUCCESS_NOTE_INTERVAL:
+        with _worked_lock:
+            _worked.add(sub.pk)
 
 
 class WebPushChannel(Channel):
@@ -105,6 +111,16 @@ class WebPushChannel(Channel):
 
     def close(self) -> None:
         self.session.close()
+
+    @classmethod
+    def after_batch(cls) -> None:
+        """When each subscription that took a message last worked: one UPDATE (at most one an hour each)."""
+        with _worked_lock:
+            ids = sorted(_worked)
+            _worked.clear()
+        now = timezone.now()
+        for start in range(0, len(ids), 1000):
+            PushSubscription.objects.filter(pk__in=ids[start:start + 1000]).update(last_success_at=now)
 
     def send(self, message: Message, address: Address) -> str:
         if not address.push:
