@@ -80,15 +80,15 @@ def _wrap_fanout():
 
 
 def _wrap_sends():
-    send_text = stream.Connection.send_text
+    """A frame is written either by the socket's writer task (``send_text``) or at once by ``push``."""
+    send_text, push = stream.Connection.send_text, stream.Connection.push
     sent: dict[str, list] = {}  # "type#site#seq" of an event → [first, last, count]
 
     def report(key: str) -> None:
         first, last, count = sent.pop(key)
         mark("sent", event=key, first=first, last=last, count=count)
 
-    async def traced_send_text(self, text: str) -> None:
-        await send_text(self, text)
+    def note(text: str) -> None:
         if text.startswith('{"seq":'):  # an event frame: {"seq":N,"site":S,"type":"…",…}
             seq, site = text[7:text.index(",")], text[text.index('"site":') + 7:].split(",", 1)[0]
             kind = text[text.index('"type":'):].split('"', 4)[3]
@@ -101,7 +101,18 @@ def _wrap_sends():
             else:
                 entry[1], entry[2] = now, entry[2] + 1
 
+    async def traced_send_text(self, text: str) -> None:
+        await send_text(self, text)
+        note(text)
+
+    def traced_push(self, text: str, data: bytes | None = None) -> bool:
+        written = push(self, text, data)
+        if written:
+            note(text)
+        return written
+
     stream.Connection.send_text = traced_send_text
+    stream.Connection.push = traced_push
 
 
 def _watch_gc():

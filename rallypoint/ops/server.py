@@ -14,6 +14,7 @@ from django.conf import settings
 
 from rallypoint.notify.worker import DeliveryWorker
 from rallypoint.ops import scheduler
+from rallypoint.realtime.wsprotocol import StreamProtocol
 
 
 class _Server(uvicorn.Server):
@@ -82,7 +83,7 @@ async def _serve_all() -> None:
                                   server_header=False, lifespan="off",
                                   # Stream frames are encoded once for all sockets; per-socket compression
                                   # would redo the work for each. Clients only send small messages.
-                                  ws_per_message_deflate=False, ws_max_size=16384, **tls))]
+                                  ws=StreamProtocol, ws_per_message_deflate=False, ws_max_size=16384, **tls))]
     if settings.TLS and settings.REDIRECT_PORT:
         servers.append(_Server(uvicorn.Config(redirect_app, host=settings.LISTEN_HOST,
                                               port=settings.REDIRECT_PORT, log_config=log_config,

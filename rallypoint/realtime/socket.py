@@ -20,8 +20,11 @@ Protocol (JSON text messages):
 
 Fan-out: one hub subscription per process (:class:`Fanout`); per site one
 :class:`SiteFeed` puts the site's events in seq order (a missing number is
-read from the database) and encodes each event ONCE; the same text goes into
-the bounded outbox of every local socket allowed to see it. A socket whose
+read from the database) and encodes each event ONCE; the same text goes to
+every local socket allowed to see it: written at once through the server's
+``rallypoint.send_now`` extension (:mod:`rallypoint.realtime.wsprotocol`) when
+the socket has nothing waiting and its client keeps up, otherwise into the
+socket's bounded outbox, which its writer task sends in order. A socket whose
 outbox overflows (a slow client) is closed; it reconnects and replays.
 Every few seconds all sockets of the process are re-checked in one batch
 (session still there, not expired, user and membership active, same site and
@@ -49,6 +52,7 @@ from rallypoint.lib.dbpool import give_back
 from rallypoint.realtime import access, events, hub
 from rallypoint.realtime.access import Viewer
 from rallypoint.realtime.gcpolicy import GcPolicy
+from rallypoint.realtime.wsprotocol import SEND_NOW
 
 log = logging.getLogger("rallypoint.realtime")
 
@@ -180,7 +184,7 @@ async def application(scope, receive, send) -> None:
         return
     await send({"type": "websocket.accept"})
     fanout = Fanout.current()
-    connection = Connection(fanout, viewer, receive, send)
+    connection = Connection(fanout, viewer, receive, send, scope.get("extensions", {}).get(SEND_NOW))
     fanout.connections.add(connection)
     try:
         await connection.run()
@@ -204,8 +208,10 @@ def _hello_position(hello: dict, site_id: int) -> int | None:
 class Connection:
     """One socket: its viewer, its outbox, and the reader and writer of the connection."""
 
-    def __init__(self, fanout: Fanout, viewer: Viewer, receive, send):
+    def __init__(self, fanout: Fanout, viewer: Viewer, receive, send, send_now=None):
         self.fanout, self.viewer, self._receive, self._send = fanout, viewer, receive, send
+        self._send_now = send_now  # the server's SEND_NOW extension, if it has it
+        self.sending = False  # an ASGI send of this socket is under way (it may be waiting for the client)
         self.feed: SiteFeed | None = None
         self.live = False
         self.upto = 0  # once live: every event up to here has been sent or is not for this socket
@@ -218,7 +224,7 @@ class Connection:
         self.slot = next(_slots) % HEARTBEAT_SECONDS  # the second of the heartbeat interval that is this socket's
 
     # Called by the fan-out, in the event loop, in seq order; never blocks.
-    def offer(self, seq: int, text: str) -> None:
+    def offer(self, seq: int, text: str, data: bytes | None = None) -> None:
         if not self.live:
             if self.closing is None:
                 self.buffer.append((seq, text))
@@ -229,16 +235,23 @@ class Connection:
         # what this socket's replay has already sent.
         if seq > self.upto:
             self.upto = seq
-            self.push(text)
+            self.push(text, data)
 
-    def push(self, text: str) -> None:
+    def push(self, text: str, data: bytes | None = None) -> bool:
+        """Send ``text`` after everything before it; True if it was written at once (``data``: its UTF-8)."""
         if self.closing is not None:
-            return
+            return False
+        # Nothing waiting and no send under way: write it now, without waking the writer task
+        # (the server refuses while the client is slow; then it waits in the outbox like the rest).
+        if not self.outbox and not self.sending and self._send_now is not None \
+                and self._send_now(text.encode() if data is None else data):
+            return True
         if len(self.outbox) >= OUTBOX_LIMIT:
             self.close(*TOO_SLOW)
-            return
+            return False
         self.outbox.append(text)
         self.wake.set()
+        return False
 
     def go_live(self, upto: int) -> None:
         """After the replay up to ``upto``: send what came meanwhile, then every new event."""
@@ -286,7 +299,11 @@ class Connection:
             self.close(*UNAVAILABLE)
 
     async def send_text(self, text: str) -> None:
-        await self._send({"type": "websocket.send", "text": text})
+        self.sending = True
+        try:
+            await self._send({"type": "websocket.send", "text": text})
+        finally:
+            self.sending = False
 
     async def _write(self) -> None:
         while True:
@@ -577,10 +594,11 @@ class Fanout:
         if events.MEMBERS in frame:  # for the endpoints only, never for a client
             frame = {key: value for key, value in frame.items() if key != events.MEMBERS}
         text = encode(frame)  # once per event and process
+        data = text.encode()
         audience, seq = frame.get("audience"), frame["seq"]
         for conn in list(feed.sockets):
             if conn.viewer.may_see(audience, members):
-                conn.offer(seq, text)
+                conn.offer(seq, text, data)
 
     async def _heartbeats(self) -> None:
         """Each socket gets a heartbeat every HEARTBEAT_SECONDS; the sockets are spread over the seconds
