@@ -26,7 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from rallypoint.alarms import actions as alarm_actions
-from rallypoint.alarms.models import Alarm
+from rallypoint.alarms.models import Alarm, AlarmRecipient
 from rallypoint.lib.dbpool import give_back
 from rallypoint.notify import messages, registry
 from rallypoint.notify.channels.base import Address, Message, TransportError
@@ -103,11 +103,18 @@ def _addresses(deliveries: list[Delivery]) -> dict[int, Address]:
 
 
 def _load(ids: list[int]) -> list[Delivery]:
-    return list(
-        Delivery.objects.filter(pk__in=ids)
-        .select_related("alarm__scenario", "alarm__level", "alarm__site", "recipient__membership__user")
-        .order_by("priority", "pk")
-    )
+    """The deliveries with their alarm and recipient. Each alarm and each recipient is read and built
+    once per batch and shared by its deliveries: a person's e-mail, SMS and push, and every delivery of
+    an alarm, are in the same batch (building them per row was a quarter of a worker's CPU time)."""
+    deliveries = list(Delivery.objects.filter(pk__in=ids).order_by("priority", "pk"))
+    alarms = Alarm.objects.filter(pk__in={d.alarm_id for d in deliveries}).select_related("scenario", "level", "site")
+    recipients = AlarmRecipient.objects.filter(pk__in={d.recipient_id for d in deliveries}).select_related(
+        "membership__user")
+    by_alarm = {a.pk: a for a in alarms}
+    by_recipient = {r.pk: r for r in recipients}
+    for d in deliveries:
+        d.alarm, d.recipient = by_alarm[d.alarm_id], by_recipient[d.recipient_id]
+    return deliveries
 
 
 def _messages(deliveries: list[Delivery]) -> dict[int, Message]:
