@@ -36,6 +36,13 @@ sys.path.insert(0, str(ROOT))
 from tests.server import fresh_database  # noqa: E402
 
 CHANNELS = ("email", "push", "sms")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 class Sinks:
@@ -126,11 +133,14 @@ def run_product(args, sinks: Sinks, env: dict, tmp: Path, site, scenario) -> dic
     workers = _start_workers(args.workers, env, tmp)
     try:
         before = sinks.total()
+        cpu_before = [cpu_seconds(w.pid) for w in workers], cpu_seconds(sinks.process.pid)
         t0 = time.time()
         alarm, _ = trigger_alarm(site=site, scenario=scenario, user=None, location_text="Hall 4")
         written = time.time()
         expected = before + args.recipients * len(CHANNELS)
         done = _wait_for(sinks, expected, timeout=600)
+        worker_cpu = sum(cpu_seconds(w.pid) for w in workers) - sum(cpu_before[0])
+        sink_cpu = cpu_seconds(sinks.process.pid) - cpu_before[1]
     finally:
         for w in workers:
             w.send_signal(signal.SIGTERM)
@@ -138,15 +148,23 @@ def run_product(args, sinks: Sinks, env: dict, tmp: Path, site, scenario) -> dic
             w.wait(60)
     from django.db.models import Count
 
-    from rallypoint.notify.models import Delivery
+    from rallypoint.notify.models import Delivery, DeliveryAttempt
 
     states = dict(Delivery.objects.filter(alarm=alarm).values_list("state").annotate(n=Count("pk"))
                   .values_list("state", "n"))
+    send_ms = {}  # per channel: how long one send took in the worker's thread (p50, p99), from the attempts
+    for channel in CHANNELS:
+        durations = sorted(DeliveryAttempt.objects.filter(delivery__alarm=alarm, delivery__channel=channel)
+                           .values_list("duration_ms", flat=True))
+        if durations:
+            send_ms[channel] = [durations[len(durations) // 2], durations[int(len(durations) * 0.99)]]
     seconds = done - t0
     total = args.recipients * len(CHANNELS)
     return {"messages": total, "write_s": round(written - t0, 3), "seconds": round(seconds, 2),
             "per_second": round(total / seconds), "per_second_per_worker": round(total / seconds / args.workers),
-            "states": states}
+            "states": states, "send_ms_p50_p99": send_ms,
+            # CPU used meanwhile, in cores (1.0 = one core busy all the time): what limits the rate
+            "worker_cores": round(worker_cpu / seconds / args.workers, 2), "sink_cores": round(sink_cpu / seconds, 2)}
 
 
 def run_bare(args, sinks: Sinks, people, subs, threads: int) -> dict:
@@ -186,11 +204,15 @@ def run_bare(args, sinks: Sinks, people, subs, threads: int) -> dict:
 
     before = sinks.total()
     total = len(people) * len(CHANNELS)
+    cpu_before = cpu_seconds(os.getpid()), cpu_seconds(sinks.process.pid)
     t0 = time.time()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(send, range(total)))
     done = _wait_for(sinks, before + total, timeout=600)
-    return {"messages": total, "seconds": round(done - t0, 2), "per_second": round(total / (done - t0))}
+    seconds = done - t0
+    return {"messages": total, "seconds": round(seconds, 2), "per_second": round(total / seconds),
+            "sender_cores": round((cpu_seconds(os.getpid()) - cpu_before[0]) / seconds, 2),
+            "sink_cores": round((cpu_seconds(sinks.process.pid) - cpu_before[1]) / seconds, 2)}
 
 
 def main() -> None:
@@ -245,6 +267,10 @@ def report(args, database_url: str, bare: dict, product: dict) -> None:
     target = "met" if product["per_second_per_worker"] >= 1000 else "NOT met"
     print(f"alarm written in {product['write_s']} s; Rallypoint reaches {ratio:.2f}× the bare sender's rate; "
           f"target ≥ 1,000 per second per worker: {target}; delivery states: {product['states']}")
+    print(f"CPU in cores: bare sender {bare['sender_cores']}, sinks {bare['sink_cores']}; "
+          f"Rallypoint worker {product['worker_cores']} each, sinks {product['sink_cores']}")
+    print("one send in a worker thread, p50 / p99 ms: " + ", ".join(
+        f"{channel} {p50} / {p99}" for channel, (p50, p99) in product["send_ms_p50_p99"].items()))
     print(json.dumps({"benchmark": "dispatch", "database": database, "recipients": args.recipients,
                       "workers": args.workers, "threads": args.threads, "bare": bare, "product": product,
                       "ratio": round(ratio, 3)}))
