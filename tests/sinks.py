@@ -18,6 +18,7 @@ With ``keep=False`` they only count, for benchmarks.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import itertools
@@ -109,6 +110,8 @@ class _Handler:
             with self.sink._lock:
                 self.sink.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         self.sink._received.add()
+        if self.sink.delay:  # a slow server: the message is in, the sender still waits for the answer
+            await asyncio.sleep(self.sink.delay)
         return "250 Message accepted for delivery"
 
 
@@ -130,6 +133,7 @@ class SmtpSink:
 
     def __init__(self, *, keep: bool = True) -> None:
         self.keep = keep
+        self.delay = 0.0  # seconds between taking in a message and answering 250 (may be changed any time)
         self.port = 0
         self.mails: list[Mail] = []
         self._lock = threading.Lock()

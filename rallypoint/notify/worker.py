@@ -112,6 +112,8 @@ def _load(ids: list[int]) -> list[Delivery]:
         "membership__user")
     by_alarm = {a.pk: a for a in alarms}
     by_recipient = {r.pk: r for r in recipients}
+    # A person removed between these reads takes their recipient and delivery rows with them: skip.
+    deliveries = [d for d in deliveries if d.alarm_id in by_alarm and d.recipient_id in by_recipient]
     for d in deliveries:
         d.alarm, d.recipient = by_alarm[d.alarm_id], by_recipient[d.recipient_id]
     return deliveries
@@ -147,6 +149,13 @@ def _send_one(delivery: Delivery, message: Message, address: Address) -> Outcome
     finally:
         give_back()  # a channel that read or wrote the database (push) frees the pool's connection
     return Outcome(delivery, started, int((time.perf_counter() - t0) * 1000))
+
+
+def release(worker: str, ids: list[int]) -> int:
+    """Give claimed deliveries that were not sent back to the queue, due at once (a stopping worker's
+    queued ones): another worker takes them now instead of after the lease."""
+    return Delivery.objects.filter(pk__in=ids, claimed_by=worker, state=Delivery.State.SENDING).update(
+        state=Delivery.State.PENDING, claimed_by="", claimed_until=None)
 
 
 def extend_lease(worker: str, ids: list[int]) -> int:
@@ -235,15 +244,30 @@ class DeliveryWorker:
         """Wait until the batch is sent (keeping its lease, and that of ``also``, the batch queued after
         it) and record the outcomes; returns how many deliveries it held."""
         renew_every = settings.DELIVERY_LEASE_SECONDS / 3
+        queued = also.ids if also is not None else []
         while wait(batch.futures, timeout=renew_every).not_done:
-            extend_lease(self.worker, batch.ids + (also.ids if also is not None else []))
+            extend_lease(self.worker, batch.ids + queued)
+        if queued:  # its own renewals start only when it is waited for, after this batch's record
+            extend_lease(self.worker, queued)
         _record(self.worker, [f.result() for f in batch.futures])
-        for kind in sorted({d.channel for d in batch.deliveries}):
-            registry.channel_class(kind).after_batch()
         now = time.monotonic()
         for d in batch.deliveries:
             self._counts_due.setdefault(d.alarm_id, now)
+        for kind in sorted({d.channel for d in batch.deliveries}):
+            try:
+                registry.channel_class(kind).after_batch()
+            except Exception:  # bookkeeping only: the batch is recorded
+                log.exception("channel bookkeeping failed", extra={"worker": self.worker, "channel": kind})
         return len(batch.ids)
+
+    def _stop(self, batch: _Batch) -> None:
+        """On the way out: what has not started sending goes back to the queue at once; what is being
+        sent is waited for and recorded, or it would go out again after the lease."""
+        started = [(d, f) for d, f in zip(batch.deliveries, batch.futures, strict=True) if not f.cancel()]
+        started_ids = {d.pk for d, _f in started}
+        release(self.worker, [pk for pk in batch.ids if pk not in started_ids])
+        if started:
+            self._finish(_Batch([d.pk for d, _f in started], [d for d, _f in started], [f for _d, f in started]))
 
     def sweep_answers(self) -> None:
         """Answers and receipts arrive through the web processes, which publish the counts at most once a
@@ -272,7 +296,9 @@ class DeliveryWorker:
     def loop(self, stop: threading.Event, *, idle_seconds: float = 0.5) -> None:
         """Send until ``stop`` is set. Two batches overlap: the next one is claimed, prepared and queued
         while the sending threads still work on the previous one, so that they never stand idle during
-        the database work between two batches; the previous one is then recorded."""
+        the database work between two batches; the previous one is then recorded. (A new alarm's
+        deliveries may thus wait behind up to two batches.) On stop, the queued deliveries that have not
+        started go back to the queue and the ones under way are recorded."""
         unsubscribe = hub.subscribe(self.on_stream_event)
         log.info("delivery worker started", extra={"worker": self.worker})
         in_flight: _Batch | None = None
@@ -294,8 +320,8 @@ class DeliveryWorker:
                     stop.wait(1.0)
         finally:
             try:
-                if in_flight is not None:  # sent or being sent: record it, or it would go out again
-                    self._finish(in_flight)
+                if in_flight is not None:
+                    self._stop(in_flight)
             except Exception:
                 log.exception("delivery cycle failed", extra={"worker": self.worker})
             finally:
