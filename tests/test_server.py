@@ -74,3 +74,30 @@ def test_ctrl_c_stops_it_cleanly(tmp_path):
         assert running.stop() == 0
         assert "Rallypoint stopped." in running.output()
         assert "Traceback" not in running.output()
+
+
+def test_the_websocket_protocol_offers_the_fast_send_to_the_stream():
+    """``rallypoint run``'s WebSocket protocol reads attributes of uvicorn's own protocol class; a uvicorn
+    release that renamed them would quietly send every alarm frame the slow way (a writer task per
+    socket). This notices it."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from rallypoint.realtime import wsprotocol
+
+    async def app(scope, receive, send):
+        pass
+
+    config = uvicorn.Config(app, ws=wsprotocol.StreamProtocol, lifespan="off")
+    config.load()
+    assert config.ws_protocol_class is wsprotocol.StreamProtocol
+    loop = asyncio.new_event_loop()
+    try:
+        protocol = wsprotocol.StreamProtocol(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+        assert all(hasattr(protocol, name) for name in wsprotocol._NEEDED)
+        assert isinstance(protocol.writable, asyncio.Event)
+        assert protocol.send_now(b"{}") is False  # before the handshake nothing is written
+    finally:
+        loop.close()

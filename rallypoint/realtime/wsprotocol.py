@@ -17,6 +17,8 @@ for everything; the extension changes the speed, not what is sent.
 
 from __future__ import annotations
 
+import asyncio
+
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.protocol import State
@@ -25,9 +27,16 @@ from websockets.protocol import State
 SEND_NOW = "rallypoint.send_now"
 
 
+#: uvicorn's own attributes that :meth:`StreamProtocol.send_now` reads (not a public API of uvicorn).
+_NEEDED = ("handshake_complete", "close_sent", "disconnected", "writable", "conn", "transport")
+
+
 class StreamProtocol(WebSocketsSansIOProtocol):
     async def run_asgi(self) -> None:
-        self.scope["extensions"][SEND_NOW] = self.send_now
+        # A later uvicorn that renamed what send_now reads gets no extension: everything goes through
+        # the ordinary ASGI send, slower but correct.
+        if all(hasattr(self, name) for name in _NEEDED) and isinstance(self.writable, asyncio.Event):
+            self.scope["extensions"][SEND_NOW] = self.send_now
         await super().run_asgi()
 
     def send_now(self, data: bytes) -> bool:
