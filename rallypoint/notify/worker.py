@@ -147,7 +147,7 @@ def _send_one(delivery: Delivery, message: Message, address: Address) -> Outcome
                                            "error": type(exc).__name__})
         return Outcome(delivery, started, int((time.perf_counter() - t0) * 1000), type(exc).__name__)
     finally:
-        give_back()  # a channel that read or wrote the database (push) frees the pool's connection
+        give_back()  # a channel that used the database (push removing an expired subscription) frees it
     return Outcome(delivery, started, int((time.perf_counter() - t0) * 1000))
 
 
@@ -263,11 +263,12 @@ class DeliveryWorker:
     def _stop(self, batch: _Batch) -> None:
         """On the way out: what has not started sending goes back to the queue at once; what is being
         sent is waited for and recorded, or it would go out again after the lease."""
-        started = [(d, f) for d, f in zip(batch.deliveries, batch.futures, strict=True) if not f.cancel()]
-        started_ids = {d.pk for d, _f in started}
-        release(self.worker, [pk for pk in batch.ids if pk not in started_ids])
-        if started:
-            self._finish(_Batch([d.pk for d, _f in started], [d for d, _f in started], [f for _d, f in started]))
+        unsent = {d.pk for d, f in zip(batch.deliveries, batch.futures, strict=True) if f.cancel()}
+        release(self.worker, list(unsent))
+        running = [(d, f) for d, f in zip(batch.deliveries, batch.futures, strict=True) if d.pk not in unsent]
+        if running:
+            deliveries, futures = (list(column) for column in zip(*running, strict=True))
+            self._finish(_Batch([d.pk for d in deliveries], deliveries, futures))
 
     def sweep_answers(self) -> None:
         """Answers and receipts arrive through the web processes, which publish the counts at most once a
