@@ -41,8 +41,13 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system, all threads) the process has used so far."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """CPU time the process has used so far in user space and in the kernel (all threads), seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 class Sinks:
@@ -133,13 +138,14 @@ def run_product(args, sinks: Sinks, env: dict, tmp: Path, site, scenario) -> dic
     workers = _start_workers(args.workers, env, tmp)
     try:
         before = sinks.total()
-        cpu_before = [cpu_seconds(w.pid) for w in workers], cpu_seconds(sinks.process.pid)
+        cpu_before = [cpu_split(w.pid) for w in workers], cpu_seconds(sinks.process.pid)
         t0 = time.time()
         alarm, _ = trigger_alarm(site=site, scenario=scenario, user=None, location_text="Hall 4")
         written = time.time()
         expected = before + args.recipients * len(CHANNELS)
         done = _wait_for(sinks, expected, timeout=600)
-        worker_cpu = sum(cpu_seconds(w.pid) for w in workers) - sum(cpu_before[0])
+        worker_cpu = [sum(after) - sum(before) for after, before in
+                      zip(zip(*(cpu_split(w.pid) for w in workers)), zip(*cpu_before[0]), strict=True)]
         sink_cpu = cpu_seconds(sinks.process.pid) - cpu_before[1]
     finally:
         for w in workers:
@@ -164,7 +170,8 @@ def run_product(args, sinks: Sinks, env: dict, tmp: Path, site, scenario) -> dic
             "per_second": round(total / seconds), "per_second_per_worker": round(total / seconds / args.workers),
             "states": states, "send_ms_p50_p99": send_ms,
             # CPU used meanwhile, in cores (1.0 = one core busy all the time): what limits the rate
-            "worker_cores": round(worker_cpu / seconds / args.workers, 2), "sink_cores": round(sink_cpu / seconds, 2)}
+            "worker_cores": round(sum(worker_cpu) / seconds / args.workers, 2),
+            "worker_kernel_cores": round(worker_cpu[1] / seconds / args.workers, 2), "sink_cores": round(sink_cpu / seconds, 2)}
 
 
 def run_bare(args, sinks: Sinks, people, subs, threads: int) -> dict:
@@ -268,7 +275,8 @@ def report(args, database_url: str, bare: dict, product: dict) -> None:
     print(f"alarm written in {product['write_s']} s; Rallypoint reaches {ratio:.2f}× the bare sender's rate; "
           f"target ≥ 1,000 per second per worker: {target}; delivery states: {product['states']}")
     print(f"CPU in cores: bare sender {bare['sender_cores']}, sinks {bare['sink_cores']}; "
-          f"Rallypoint worker {product['worker_cores']} each, sinks {product['sink_cores']}")
+          f"Rallypoint worker {product['worker_cores']} each "
+          f"(of which {product['worker_kernel_cores']} in the kernel), sinks {product['sink_cores']}")
     print("one send in a worker thread, p50 / p99 ms: " + ", ".join(
         f"{channel} {p50} / {p99}" for channel, (p50, p99) in product["send_ms_p50_p99"].items()))
     print(json.dumps({"benchmark": "dispatch", "database": database, "recipients": args.recipients,

@@ -21,6 +21,7 @@ from rallypoint.notify.channels.webpush import vapid
 from rallypoint.notify.models import Delivery, PushSubscription
 from rallypoint.notify.worker import DeliveryWorker
 from tests.alarm_fixtures import fire_scenario
+from tests.proxy import ConnectProxy
 from tests.pushservice import PushService
 
 # The worker sends from its own threads, with their own database connections: commit for real.
@@ -156,6 +157,41 @@ def test_an_unreachable_push_service_is_retried(world, signed_in, push_service, 
     assert delivery.state == Delivery.State.PENDING
     assert delivery.last_error == "push service unreachable"
     assert subscription.endpoint not in delivery.last_error
+
+
+def test_the_push_service_is_reached_through_the_https_proxy_the_environment_names(world, signed_in, push_service,
+                                                                                   monkeypatch):
+    browser_subscribes(signed_in("employee"), push_service)
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with ConnectProxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        alarm = raise_alarm(world)
+        send_deliveries()
+        assert proxy.tunnels == [push_service.host]  # a tunnel: TLS and the VAPID check end to end
+        assert push_delivery(alarm, world.a.people["employee"]).state == Delivery.State.SENT
+        assert len(push_service.payloads()) == 1
+
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # hosts reached directly
+        raise_alarm(world, name="Gas")
+        send_deliveries()
+        assert len(proxy.tunnels) == 1 and len(push_service.payloads()) == 2
+
+
+def test_a_proxy_that_cannot_be_reached_leaves_the_message_for_a_retry(world, signed_in, push_service, monkeypatch):
+    browser_subscribes(signed_in("employee"), push_service)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with ConnectProxy() as proxy:
+        closed = proxy.url
+    monkeypatch.setenv("HTTPS_PROXY", closed)
+    alarm = raise_alarm(world)
+
+    send_deliveries()
+
+    delivery = push_delivery(alarm, world.a.people["employee"])
+    assert delivery.state == Delivery.State.PENDING and delivery.last_error == "push service unreachable"
+    assert push_service.requests == []
 
 
 def test_a_push_service_removed_from_the_allowed_hosts_is_not_contacted(world, signed_in, push_service, settings):

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
+import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 from urllib.parse import urlsplit
 
-import requests
+import certifi
+import urllib3
 from django.utils import timezone
 from pywebpush import WebPusher, WebPushException
+from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError
+from urllib3.exceptions import TimeoutError as PushTimeout
 
 from rallypoint.notify.channels.base import Address, Channel, Message, TransportError
 from rallypoint.notify.channels.webpush import subscriptions, vapid
@@ -30,7 +35,7 @@ log = logging.getLogger("rallypoint.notify.webpush")
 #: How long a push service keeps a message for a browser that is offline.
 TTL_SECONDS = 4 * 3600
 #: (connect, read) seconds.
-TIMEOUT = (5, 10)
+TIMEOUT = urllib3.Timeout(connect=5, read=10)
 #: The push service takes at most 4096 bytes of ciphertext; plaintext stays well below.
 MAX_BODY_CHARS = 1000
 MAX_TITLE_CHARS = 200
@@ -102,15 +107,66 @@ def _note_success(sub: PushSubscription) -> None:
             _worked.add(sub.pk)
 
 
+def trusted_certificates() -> str:
+    """The CA file push services' certificates are checked against: ``REQUESTS_CA_BUNDLE`` (or
+    ``CURL_CA_BUNDLE``) when set, as for other Python HTTP clients, else the certifi bundle."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+
+
+class PushHttp:
+    """HTTPS to the push services over kept-alive connections (one per push service and sending
+    thread), through the proxy the environment names (``HTTPS_PROXY``, except for hosts in ``NO_PROXY``).
+
+    Built on urllib3 directly: the general-purpose client it replaced looked up proxies, netrc and CA
+    files again for every message, a sixth of a worker's Python time in an alarm to thousands."""
+
+    def __init__(self) -> None:
+        self._direct: urllib3.PoolManager | None = None
+        self._proxied: dict[str, urllib3.ProxyManager] = {}
+        self._routes: dict[str, urllib3.PoolManager] = {}
+
+    def _options(self) -> dict:
+        return {"num_pools": 4, "maxsize": 1, "retries": False, "timeout": TIMEOUT,
+                "cert_reqs": "CERT_REQUIRED", "ca_certs": trusted_certificates()}
+
+    def route(self, host: str) -> urllib3.PoolManager:
+        """The pool for ``host``: direct, or through the environment's HTTPS proxy (decided once per host)."""
+        manager = self._routes.get(host)
+        if manager is None:
+            proxy = urllib.request.getproxies().get("https")
+            if proxy and not urllib.request.proxy_bypass(host):
+                manager = self._proxied.get(proxy) or self._proxied.setdefault(
+                    proxy, urllib3.ProxyManager(proxy, **self._options()))
+            else:
+                manager = self._direct = self._direct or urllib3.PoolManager(**self._options())
+            self._routes[host] = manager
+        return manager
+
+    def post(self, url: str, host: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST and return the status; raises urllib3's errors. A kept-alive connection the push
+        service had closed is tried once more on a new one."""
+        manager = self.route(host)
+        try:
+            response = manager.request("POST", url, body=body, headers=headers, redirect=False)
+        except ProtocolError:
+            response = manager.request("POST", url, body=body, headers=headers, redirect=False)
+        return response.status
+
+    def close(self) -> None:
+        for manager in {id(m): m for m in self._routes.values()}.values():
+            manager.clear()
+        self._routes.clear()
+
+
 class WebPushChannel(Channel):
     kind = "push"
 
     def __init__(self) -> None:
-        # The registry keeps one channel per thread: one HTTP session (kept-alive connections) per thread.
-        self.session = requests.Session()
+        # The registry keeps one channel per thread: kept-alive connections per thread.
+        self.http = PushHttp()
 
     def close(self) -> None:
-        self.session.close()
+        self.http.close()
 
     @classmethod
     def after_batch(cls) -> None:
@@ -153,15 +209,17 @@ class WebPushChannel(Channel):
             "TTL": str(TTL_SECONDS),
             "Urgency": "high",
             "Topic": topic,  # a newer message about the same alarm replaces one still waiting
+            "User-Agent": "Rallypoint",
         }
         try:
-            response = self.session.post(endpoint, data=body, headers=headers, timeout=TIMEOUT,
-                                         allow_redirects=False)
-        except requests.Timeout:
-            return Outcome(Result.TRANSIENT, "push service timed out")
-        except requests.RequestException:
+            status = self.http.post(endpoint, parts.hostname or "", body, headers)
+        except NewConnectionError:  # a subclass of the time-out error in urllib3 2
             return Outcome(Result.TRANSIENT, "push service unreachable")
-        outcome = _classify(response.status_code)
+        except PushTimeout:
+            return Outcome(Result.TRANSIENT, "push service timed out")
+        except HTTPError:  # its text names the endpoint: report the kind of failure only
+            return Outcome(Result.TRANSIENT, "push service unreachable")
+        outcome = _classify(status)
         if outcome.result is Result.SENT:
             _note_success(sub)
         elif outcome.result is Result.GONE:
