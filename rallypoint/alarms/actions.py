@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from rallypoint.accounts.models import User
 from rallypoint.alarms.models import Alarm, AlarmEvent, AlarmRecipient, Level, Scenario
 from rallypoint.audit.actions import record
+from rallypoint.lib.bulk import insert_rows
 from rallypoint.notify.models import Delivery
 from rallypoint.realtime import events
 from rallypoint.realtime.models import StreamEvent
@@ -90,28 +91,13 @@ _RECIPIENT_COLUMNS = ("site_id", "alarm_id", "membership_id", "level_id", "group
                       "link_nonce", "added_at")
 
 
-def _insert_rows(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Insert many rows fast: COPY on PostgreSQL, one prepared statement on SQLite."""
-    if not rows:
-        return
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608  # nosec B608
-                               rows)
-
-
 def _add_recipients(alarm: Alarm, level: Level, people: dict[int, list[int]]) -> int:
     """Recipient rows for the people not yet on the alarm; returns how many were added."""
     known = set(AlarmRecipient.objects.filter(alarm=alarm).values_list("membership_id", flat=True))
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     rows = [(alarm.site_id, alarm.pk, pk, level.pk, json.dumps(groups), "", "", secrets.token_hex(8), now)
             for pk, groups in people.items() if pk not in known]
-    _insert_rows(AlarmRecipient._meta.db_table, _RECIPIENT_COLUMNS, rows)
+    insert_rows(AlarmRecipient._meta.db_table, _RECIPIENT_COLUMNS, rows)
     return len(rows)
 
 

@@ -78,9 +78,14 @@ def render_shared(alarm: Alarm, *, event: str, role: str, language: str) -> Mess
                    color=alarm.scenario.color, language=language, extra={"body": body})
 
 
-def personalise(shared: Message, recipient: AlarmRecipient, *, delivery_key: str) -> Message:
-    """One recipient's message: their own answer link and the delivery's key."""
-    answer_url = links.answer_url(recipient) if shared.answer_url else ""
+def personalise(shared: Message, recipient: AlarmRecipient, *, delivery_key: str,
+                answer_url: str | None = None) -> Message:
+    """One recipient's message: their own answer link (``answer_url`` when already made for them) and the
+    delivery's key."""
+    if not shared.answer_url:
+        answer_url = ""
+    elif answer_url is None:
+        answer_url = links.answer_url(recipient)
     return dataclasses.replace(
         shared, delivery_key=delivery_key, answer_url=answer_url,
         text=shared.text.replace(_LINK_PLACEHOLDER, answer_url),
