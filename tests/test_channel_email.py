@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -288,17 +289,22 @@ def test_a_refused_address_is_not_retried(world, smtp):
     assert delivery.attempt_rows.get().result == "permanent"
 
 
+def email_alarm(world, *, extra_people: int):
+    """An alarm by e-mail only to site A's people and ``extra_people`` more; returns it and its deliveries."""
+    add_people(world.a.site, extra_people, phone=False)
+    scenario = fire_scenario(world.a.site, channels=("email",))
+    alarm, _ = trigger_alarm(site=world.a.site, scenario=scenario, user=world.persona(Role.EMPLOYEE),
+                             location_text="Hall 3")
+    return alarm, Delivery.objects.for_site(world.a.site).filter(alarm=alarm)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_stopping_the_worker_loop_leaves_no_claimed_message_unrecorded(world, smtp):
     """The loop hands the next batch to the senders while the previous one is still going out. Stopped at
     any moment, it records what went out and gives back what had not started: every delivery is sent
     with one attempt, or pending with none, never stranded in "sending" until its lease runs out; a
     second worker then sends the rest at once, nobody twice."""
-    site = world.a.site
-    add_people(site, 30, phone=False)
-    scenario = fire_scenario(site, channels=("email",))
-    alarm, _ = trigger_alarm(site=site, scenario=scenario, user=world.persona(Role.EMPLOYEE), location_text="Hall 3")
-    deliveries = Delivery.objects.for_site(site).filter(alarm=alarm)
+    alarm, deliveries = email_alarm(world, extra_people=30)
     people = deliveries.count()
 
     # A slow mail server: when the first message is in, the first batch of 4 is still going out over the 2
@@ -331,3 +337,35 @@ def test_stopping_the_worker_loop_leaves_no_claimed_message_unrecorded(world, sm
     assert sorted(r for m in received for r in m.rcpt_tos) == sorted(
         d.recipient.membership.user.email for d in deliveries.select_related("recipient__membership__user"))
     assert deliveries.filter(state="sent").count() == people == attempts.count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_the_lease_of_the_batch_it_sends_and_of_the_one_queued_behind_it(world, smtp, settings):
+    """Sending a batch can take longer than the lease (a slow mail server). The worker renews the lease of
+    the batch going out and of the next one, which waits claimed in its queue meanwhile: no lease it holds
+    runs out (another worker would take those deliveries over and send them twice)."""
+    alarm, deliveries = email_alarm(world, extra_people=9)
+    people = deliveries.count()
+    settings.DELIVERY_LEASE_SECONDS = 1.2  # renewed every 0.4 s
+    smtp.delay = 0.25  # one thread: a batch of 6 takes 1.5 s, longer than the lease; the queued one waits as long
+    stop = threading.Event()
+    worker = threading.Thread(target=DeliveryWorker("slow", threads=1, batch=6).loop, args=(stop,),
+                              kwargs={"idle_seconds": 0.05})
+    worker.start()
+    expired: set[int] = set()
+    queued_seen = False
+    deadline = time.monotonic() + 30
+    try:
+        while smtp.received < people and time.monotonic() < deadline:
+            held = deliveries.filter(claimed_by="slow", state=Delivery.State.SENDING)
+            queued_seen = queued_seen or held.count() > 6  # a batch going out and one queued behind it
+            expired |= set(held.filter(claimed_until__lt=timezone.now()).values_list("pk", flat=True))
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        worker.join(30)
+    assert queued_seen
+    assert expired == set()
+    assert smtp.received == people
+    assert deliveries.filter(state="sent").count() == people
+    assert DeliveryAttempt.objects.filter(delivery__alarm=alarm).count() == people

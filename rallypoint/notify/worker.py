@@ -245,6 +245,7 @@ class _Batch:
     ids: list[int]
     deliveries: list[Claimed]
     futures: list
+    leased_at: float = 0.0  # time.monotonic() just before the lease was taken or last renewed
 
 
 class DeliveryWorker:
@@ -270,6 +271,7 @@ class DeliveryWorker:
 
     def _start(self) -> _Batch | None:
         """Claim a batch, prepare its messages and hand them to the sending threads (it does not wait)."""
+        leased_at = time.monotonic()
         claimed = claim_rows(self.worker, self.batch)
         if not claimed:
             return None
@@ -278,7 +280,7 @@ class DeliveryWorker:
         addresses = _addresses(deliveries)
         texts = _messages(deliveries)
         futures = [self._pool.submit(_send_one, d, texts[d.pk], addresses[d.pk]) for d in deliveries]
-        return _Batch(ids, deliveries, futures)
+        return _Batch(ids, deliveries, futures, leased_at)
 
     def _finish(self, batch: _Batch, also: _Batch | None = None) -> int:
         """Wait until the batch is sent (keeping its lease, and that of ``also``, the batch queued after
@@ -286,8 +288,15 @@ class DeliveryWorker:
         renew_every = settings.DELIVERY_LEASE_SECONDS / 3
         queued = also.ids if also is not None else []
         while wait(batch.futures, timeout=renew_every).not_done:
+            renewed = time.monotonic()
             extend_lease(self.worker, batch.ids + queued)
-        if queued:  # its own renewals start only when it is waited for, after this batch's record
+            batch.leased_at = renewed
+            if also is not None:
+                also.leased_at = renewed
+        # The queued batch's own renewals start only when it is waited for, a third of the lease after this
+        # batch's record: renew it now unless its lease is younger than a third (usual in a large alarm).
+        if also is not None and time.monotonic() - also.leased_at > renew_every:
+            also.leased_at = time.monotonic()
             extend_lease(self.worker, queued)
         _record(self.worker, [f.result() for f in batch.futures])
         now = time.monotonic()
