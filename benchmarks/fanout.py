@@ -306,7 +306,9 @@ class Bench:
         latencies = [(r - t0) * 1000 for r in receipts]
         out = {"kind": kind, "n": n, "p50_ms": percentile(latencies, 0.50), "p99_ms": percentile(latencies, 0.99),
                "max_ms": max(latencies), "min_ms": min(latencies), "trigger_answered_ms": (answered - t0) * 1000,
-               "frame_bytes": results["frame_bytes"], "connect_s": results["connect_seconds"]}
+               "frame_bytes": results["frame_bytes"], "connect_s": results["connect_seconds"],
+               # the clients' CPU use from their first receipt to their last: 1.0 means they were the limit
+               "clients_busy": round(results["receive_cpu_s"] / max(1e-6, (max(receipts) - min(receipts))), 2)}
         if kind == "product" and self.args.accept:
             accepted = [a for a in results["accepted"] if a is not None]
             out["accepted"] = len(accepted)

@@ -105,6 +105,7 @@ class Crowd:
         self.heartbeats: list[float] = []  # when the first socket got a heartbeat (the server sends one to all)
         self.received = 0
         self.all_received = asyncio.Event()
+        self.cpu_at_first = self.cpu_at_last = 0.0  # this process's CPU time at the first and last receipt
         self.queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
         self.gate = asyncio.Semaphore(args.connect_concurrency)
 
@@ -145,7 +146,10 @@ class Crowd:
                     asyncio.get_running_loop().call_later(self.args.accept_after, self.queue.put_nowait,
                                                           (i, frame["alarm"]))
                 self.received += 1
+                if self.received == 1:
+                    self.cpu_at_first = time.process_time()
                 if self.received == self.n:
+                    self.cpu_at_last = time.process_time()
                     self.all_received.set()
         except websockets.ConnectionClosed:
             pass
@@ -208,7 +212,9 @@ async def run(args) -> dict:
         task.cancel()
     return {"connected": connected, "connect_seconds": connect_seconds, "receipts": crowd.receipts,
             "accepted": crowd.accepted, "accept_errors": crowd.accept_errors, "frame_bytes": crowd.frame_bytes,
-            "closed_early": crowd.closed_early, "heartbeats": crowd.heartbeats}
+            "closed_early": crowd.closed_early, "heartbeats": crowd.heartbeats,
+            # how busy the clients were between the first and the last receipt (CPU seconds)
+            "receive_cpu_s": crowd.cpu_at_last - crowd.cpu_at_first}
 
 
 def main() -> None:
