@@ -249,7 +249,9 @@ class AlarmRecipient(models.Model):
         ACCEPTED = "accepted", _("Accepted")
         DECLINED = "declined", _("Declined")
 
-    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    # The alarm's site, copied for scoping: the database checks the alarm reference, which covers it (one
+    # lookup per row fewer at COMMIT on PostgreSQL; see Delivery).
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     alarm = models.ForeignKey(Alarm, on_delete=models.CASCADE, related_name="recipients")
     membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+")
     level = models.ForeignKey(Level, on_delete=models.PROTECT, related_name="+")
