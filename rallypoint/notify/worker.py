@@ -54,8 +54,8 @@ RETURNING id, site_id, alarm_id, recipient_id, channel, key, event, priority, at
 
 @dataclass(eq=False)
 class Claimed:
-    """A claimed delivery as sending and recording it need it, read by the claim itself: no second query,
-    and no model instance with fourteen fields per row."""
+    """A claimed delivery as sending and recording it need it, read by the claim itself: no second query
+    and no model instance per row."""
 
     pk: int
     site_id: int
@@ -71,7 +71,7 @@ class Claimed:
 
 
 def claim_rows(worker: str, limit: int, now=None) -> list[Claimed]:
-    """Claim up to ``limit`` due deliveries for ``worker``, most urgent first.
+    """Claim up to ``limit`` due deliveries for ``worker``.
 
     Most urgent first; within one moment person by person, each with all of their channels: in an
     alarm to thousands, everyone's e-mail, SMS and push go out together, instead of the last person's

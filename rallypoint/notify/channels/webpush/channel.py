@@ -153,8 +153,11 @@ class PushHttp:
         return response.status
 
     def close(self) -> None:
-        for manager in {id(m): m for m in self._routes.values()}.values():
-            manager.clear()
+        for manager in [self._direct, *self._proxied.values()]:
+            if manager is not None:
+                manager.clear()
+        self._direct = None
+        self._proxied.clear()
         self._routes.clear()
 
 
