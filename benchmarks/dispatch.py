@@ -8,8 +8,9 @@ What it measures
     decrypts every message), and the deliveries per second per worker process;
   * baseline, in the same run and against the same sinks: a bare sender with the same number of
     threads that sends the same number of messages (SMTP over kept connections, HTTP POSTs, Web Push
-    with pywebpush) and does nothing else — no database, no rendering, no bookkeeping. It shows what
-    the sinks and this machine allow; the ratio shows what Rallypoint's worker costs on top.
+    encrypted by pywebpush and POSTed with urllib3, like the worker) and does nothing else — no
+    database, no rendering, no bookkeeping. It shows what the sinks and this machine allow; the ratio
+    shows what Rallypoint's worker costs on top.
 
 Target (DESIGN.md): at least 1,000 deliveries per second per worker process. The sinks run in
 their own process on the same 2 cores, so they compete with the worker for CPU.
@@ -178,7 +179,6 @@ def run_bare(args, sinks: Sinks, people, subs, threads: int) -> dict:
     """The same messages sent by a bare sender: what the sinks and the machine allow."""
     import threading
 
-    import requests
     import urllib3
     from pywebpush import WebPusher
 
@@ -200,14 +200,15 @@ def run_bare(args, sinks: Sinks, people, subs, threads: int) -> dict:
                 local.http = urllib3.HTTPConnectionPool("127.0.0.1", http_port, maxsize=1)
             local.http.request("POST", "/sms", body=json.dumps({"to": f"+4917{n:09d}", "text": "Fire at Hall 4"}),
                                headers={"Content-Type": "application/json"})
-        else:
-            if not hasattr(local, "session"):
-                local.session = requests.Session()
+        else:  # the same HTTP client as the product's push channel: kept-alive urllib3
+            if not hasattr(local, "push"):
+                local.push = urllib3.PoolManager(num_pools=1, maxsize=1, ca_certs=sinks.info["ca_file"],
+                                                 cert_reqs="CERT_REQUIRED")
             body = WebPusher(subs[n]).encode(json.dumps({"title": "Fire", "body": "Fire at Hall 4"}).encode(),
                                              "aes128gcm")["body"]
             headers = {"Authorization": vapid.authorization(push_origin), "Content-Encoding": "aes128gcm",
                        "TTL": "60", "Urgency": "high"}
-            local.session.post(subs[n]["endpoint"], data=body, headers=headers, timeout=30)
+            local.push.request("POST", subs[n]["endpoint"], body=body, headers=headers, timeout=30)
 
     before = sinks.total()
     total = len(people) * len(CHANNELS)

@@ -272,6 +272,8 @@ LOGGING = {
         # At DEBUG these dump template contexts and SQL parameters, i.e. personal data: never below INFO.
         "django.template": {"level": "INFO"},
         "django.db.backends": {"level": "INFO"},
+        # At DEBUG it logs every request's path: a browser's push endpoint (personal data), webhook tokens.
+        "urllib3": {"level": "INFO"},
     },
 }
 

@@ -1,11 +1,13 @@
 """A local HTTP proxy that tunnels HTTPS (the CONNECT method, RFC 9110 §9.3.6), as corporate proxies do.
 
 It records which host and port each tunnel went to; the bytes inside stay TLS,
-end to end between the client and the server behind it.
+end to end between the client and the server behind it. It can demand a user
+name and password (Basic), as many do.
 """
 
 from __future__ import annotations
 
+import base64
 import select
 import socket
 import socketserver
@@ -15,11 +17,19 @@ import threading
 class _Tunnel(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         request_line = self.rfile.readline(1024).decode("latin-1").split()
-        while self.rfile.readline(8192).strip():  # the request's headers: not needed
-            pass
+        headers = {}
+        while line := self.rfile.readline(8192).decode("latin-1").strip():
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
         if len(request_line) != 3 or request_line[0] != "CONNECT":
             self.wfile.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
             return
+        if self.server.credentials is not None:
+            expected = "Basic " + base64.b64encode(self.server.credentials.encode()).decode()
+            if headers.get("proxy-authorization") != expected:
+                self.wfile.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                                 b"Proxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n")
+                return
         host, _, port = request_line[1].rpartition(":")
         try:
             upstream = socket.create_connection((host, int(port)), timeout=5)
@@ -50,8 +60,10 @@ class ConnectProxy(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: str | None = None) -> None:
+        """``credentials``: "user:password" the proxy demands (Basic), or None for an open proxy."""
         super().__init__(("127.0.0.1", 0), _Tunnel)
+        self.credentials = credentials
         self.tunnels: list[str] = []
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 

@@ -178,6 +178,26 @@ def test_the_push_service_is_reached_through_the_https_proxy_the_environment_nam
         assert len(proxy.tunnels) == 1 and len(push_service.payloads()) == 2
 
 
+def test_a_proxy_named_without_scheme_and_with_credentials_is_used_as_named(world, signed_in, push_service,
+                                                                            monkeypatch):
+    browser_subscribes(signed_in("employee"), push_service)
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with ConnectProxy(credentials="rally:s3cret") as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", f"rally:s3cret@{proxy.url.removeprefix('http://')}")
+        alarm = raise_alarm(world)
+        send_deliveries()
+        assert proxy.tunnels == [push_service.host]
+        assert push_delivery(alarm, world.a.people["employee"]).state == Delivery.State.SENT
+
+        monkeypatch.setenv("HTTPS_PROXY", f"http://rally:wrong@{proxy.url.removeprefix('http://')}")
+        alarm = raise_alarm(world, name="Gas")
+        send_deliveries()
+        delivery = push_delivery(alarm, world.a.people["employee"])
+        assert delivery.state == Delivery.State.PENDING and delivery.last_error == "push service unreachable"
+        assert "wrong" not in delivery.last_error and len(push_service.payloads()) == 1
+
+
 def test_a_proxy_that_cannot_be_reached_leaves_the_message_for_a_retry(world, signed_in, push_service, monkeypatch):
     browser_subscribes(signed_in("employee"), push_service)
     monkeypatch.delenv("NO_PROXY", raising=False)

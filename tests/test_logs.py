@@ -26,11 +26,15 @@ from rallypoint.accounts.models import email_index
 from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms.actions import trigger_alarm
 from rallypoint.lib.jsonlog import JsonFormatter, RedactionFilter, redact
+from rallypoint.notify.channels.webpush import vapid
+from rallypoint.notify.channels.webpush.subscriptions import endpoint_hash
+from rallypoint.notify.models import PushSubscription
 from rallypoint.notify.worker import DeliveryWorker
 from rallypoint.tenants.roles import Role
 from tests.alarm_fixtures import fire_scenario
 from tests.conftest import PASSWORD
 from tests.pow import pow_field
+from tests.pushservice import PushService
 from tests.sinks import HttpSink, SmtpSink, stop_worker
 
 MARK = {"full_name": "Zqname Logscan", "email": "zqmail.logscan@example.org", "phone": "+49 151 98765432",
@@ -131,16 +135,24 @@ def _second_factor_flows(client, user) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_alarm_flow_logs_no_personal_data(world, captured, settings):
-    """Trigger → e-mail and SMS through the worker → answers by link, in the app and by API → cockpit →
-    end: no name, address, number, answer token or message text in the logs."""
+def test_an_alarm_flow_logs_no_personal_data(world, captured, settings, tmp_path, monkeypatch):
+    """Trigger → e-mail, SMS and Web Push through the worker → answers by link, in the app and by API →
+    cockpit → end: no name, address, number, push endpoint, answer token or message text in the logs."""
     site = world.a.site
     person = create_person(actor=world.persona(Role.ADMIN), site=site, data={**MARK, "role": Role.EMPLOYEE})
-    scenario = fire_scenario(site, channels=("inapp", "email", "sms"))
+    scenario = fire_scenario(site, channels=("inapp", "email", "sms", "push"))
     scenario.message_template = "Zqtext fire at {location}. Leave the building."
     scenario.save()
     lead = world.persona(Role.LEAD)
-    with SmtpSink() as smtp, HttpSink() as gateway:
+    settings.VAPID_KEY_FILE = tmp_path / "vapid.pem"
+    with SmtpSink() as smtp, HttpSink() as gateway, PushService(tmp_path) as push:
+        settings.PUSH_SERVICE_HOSTS = [push.host]
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(push.ca_file))
+        browser = push.subscribe(vapid.application_server_key()).to_json()
+        PushSubscription.objects.create(site=site, membership=person, endpoint=browser["endpoint"],
+                                        endpoint_hash=endpoint_hash(browser["endpoint"]),
+                                        p256dh=browser["keys"]["p256dh"], auth=browser["keys"]["auth"])
+        endpoint_token = browser["endpoint"].rsplit("/", 1)[1]
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
         settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
@@ -157,6 +169,7 @@ def test_an_alarm_flow_logs_no_personal_data(world, captured, settings):
         mail_token = re.search(r"/answer/([\w.]+)", smtp.to(MARK["email"])[0].body("plain")).group(1)
         sms_token = [r.json["text"].rsplit("/answer/", 1)[1] for r in gateway.wait_for(1)
                      if r.json["to"].endswith("98765432")][0]
+        assert len(push.payloads()) == 1  # the push went out (through urllib3, whose DEBUG lines name paths)
     link = Client()
     link.get(f"/answer/{mail_token}")
     link.post(f"/answer/{mail_token}", {"answer": "declined"})
@@ -175,7 +188,7 @@ def test_an_alarm_flow_logs_no_personal_data(world, captured, settings):
     link.post(f"/answer/{sms_token}", {"answer": "accepted"})  # after the end
     output = captured.getvalue()
     assert output, "the flow logged nothing at all: the capture is broken"
-    for marker in [*MARKERS, mail_token, sms_token, token, "Zqtext", "Leave the building"]:
+    for marker in [*MARKERS, mail_token, sms_token, token, endpoint_token, "Zqtext", "Leave the building"]:
         assert marker not in output, f"{marker!r} in the logs"
 
 

@@ -287,14 +287,16 @@ class DeliveryWorker:
         it) and record the outcomes; returns how many deliveries it held."""
         renew_every = settings.DELIVERY_LEASE_SECONDS / 3
         queued = also.ids if also is not None else []
-        while wait(batch.futures, timeout=renew_every).not_done:
+        # Renewed when a third of the lease has passed since it was taken or last renewed (not a third
+        # after the waiting began: the queued batch may have waited meanwhile).
+        while wait(batch.futures, timeout=max(0.0, batch.leased_at + renew_every - time.monotonic())).not_done:
             renewed = time.monotonic()
             extend_lease(self.worker, batch.ids + queued)
             batch.leased_at = renewed
             if also is not None:
                 also.leased_at = renewed
-        # The queued batch's own renewals start only when it is waited for, a third of the lease after this
-        # batch's record: renew it now unless its lease is younger than a third (usual in a large alarm).
+        # The queued batch is waited for only after this batch's record: renew it now unless its lease is
+        # younger than a third (usual in a large alarm).
         if also is not None and time.monotonic() - also.leased_at > renew_every:
             also.leased_at = time.monotonic()
             extend_lease(self.worker, queued)
@@ -317,7 +319,7 @@ class DeliveryWorker:
         running = [(d, f) for d, f in zip(batch.deliveries, batch.futures, strict=True) if d.pk not in unsent]
         if running:
             deliveries, futures = (list(column) for column in zip(*running, strict=True))
-            self._finish(_Batch([d.pk for d in deliveries], deliveries, futures))
+            self._finish(_Batch([d.pk for d in deliveries], deliveries, futures, batch.leased_at))
 
     def sweep_answers(self) -> None:
         """Answers and receipts arrive through the web processes, which publish the counts at most once a

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import threading
-import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
@@ -23,6 +22,7 @@ import certifi
 import urllib3
 from django.utils import timezone
 from pywebpush import WebPusher, WebPushException
+from requests import utils as requests_utils
 from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError
 from urllib3.exceptions import TimeoutError as PushTimeout
 
@@ -107,45 +107,52 @@ def _note_success(sub: PushSubscription) -> None:
             _worked.add(sub.pk)
 
 
-def trusted_certificates() -> str:
-    """The CA file push services' certificates are checked against: ``REQUESTS_CA_BUNDLE`` (or
-    ``CURL_CA_BUNDLE``) when set, as for other Python HTTP clients, else the certifi bundle."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+def _trust_options() -> dict:
+    """Where push services' certificates are checked against: the file or directory in
+    ``REQUESTS_CA_BUNDLE`` (or ``CURL_CA_BUNDLE``) when set, as other Python HTTP clients do, else the
+    certifi bundle."""
+    path = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+    return {"cert_reqs": "CERT_REQUIRED", **({"ca_cert_dir": path} if os.path.isdir(path) else {"ca_certs": path})}
 
 
 class PushHttp:
     """HTTPS to the push services over kept-alive connections (one per push service and sending
-    thread), through the proxy the environment names (``HTTPS_PROXY``, except for hosts in ``NO_PROXY``).
+    thread), through the proxy the environment names for it (``HTTPS_PROXY`` or ``ALL_PROXY``, with or
+    without ``http://`` and credentials; hosts and networks in ``NO_PROXY`` are reached directly).
 
     Built on urllib3 directly: the general-purpose client it replaced looked up proxies, netrc and CA
-    files again for every message, a sixth of a worker's Python time in an alarm to thousands."""
+    files again for every message, a sixth of a worker's Python time in an alarm to thousands. The
+    environment is read the same way (with requests' helpers), once per push service."""
 
     def __init__(self) -> None:
-        self._direct: urllib3.PoolManager | None = None
-        self._proxied: dict[str, urllib3.ProxyManager] = {}
-        self._routes: dict[str, urllib3.PoolManager] = {}
+        self._routes: dict[str, urllib3.PoolManager] = {}  # per endpoint origin
 
-    def _options(self) -> dict:
-        return {"num_pools": 4, "maxsize": 1, "retries": False, "timeout": TIMEOUT,
-                "cert_reqs": "CERT_REQUIRED", "ca_certs": trusted_certificates()}
+    @staticmethod
+    def _options() -> dict:
+        return {"num_pools": 1, "maxsize": 1, "retries": False, "timeout": TIMEOUT, **_trust_options()}
 
-    def route(self, host: str) -> urllib3.PoolManager:
-        """The pool for ``host``: direct, or through the environment's HTTPS proxy (decided once per host)."""
-        manager = self._routes.get(host)
+    def route(self, url: str) -> urllib3.PoolManager:
+        """The pool manager for ``url``'s push service: direct, or through the proxy (decided once)."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        manager = self._routes.get(origin)
         if manager is None:
-            proxy = urllib.request.getproxies().get("https")
-            if proxy and not urllib.request.proxy_bypass(host):
-                manager = self._proxied.get(proxy) or self._proxied.setdefault(
-                    proxy, urllib3.ProxyManager(proxy, **self._options()))
+            proxy = requests_utils.select_proxy(url, requests_utils.get_environ_proxies(url))
+            if proxy:
+                proxy = proxy if "://" in proxy else f"http://{proxy}"  # "host:port", "user:pw@host:port"
+                user, password = requests_utils.get_auth_from_url(proxy)
+                headers = urllib3.make_headers(proxy_basic_auth=f"{user}:{password}") if user else None
+                manager = urllib3.ProxyManager(proxy, proxy_headers=headers, **self._options())
             else:
-                manager = self._direct = self._direct or urllib3.PoolManager(**self._options())
-            self._routes[host] = manager
+                manager = urllib3.PoolManager(**self._options())
+            self._routes[origin] = manager
         return manager
 
-    def post(self, url: str, host: str, body: bytes, headers: dict[str, str]) -> int:
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         """POST and return the status; raises urllib3's errors. A kept-alive connection the push
-        service had closed is tried once more on a new one."""
-        manager = self.route(host)
+        service had closed is tried once more on a new one. (Should the first try have arrived after
+        all, the browser shows one notification: both carry the alarm's tag.)"""
+        manager = self.route(url)
         try:
             response = manager.request("POST", url, body=body, headers=headers, redirect=False)
         except ProtocolError:
@@ -153,11 +160,8 @@ class PushHttp:
         return response.status
 
     def close(self) -> None:
-        for manager in [self._direct, *self._proxied.values()]:
-            if manager is not None:
-                manager.clear()
-        self._direct = None
-        self._proxied.clear()
+        for manager in self._routes.values():
+            manager.clear()
         self._routes.clear()
 
 
@@ -215,7 +219,7 @@ class WebPushChannel(Channel):
             "User-Agent": "Rallypoint",
         }
         try:
-            status = self.http.post(endpoint, parts.hostname or "", body, headers)
+            status = self.http.post(endpoint, body, headers)
         except NewConnectionError:  # a subclass of the time-out error in urllib3 2
             return Outcome(Result.TRANSIENT, "push service unreachable")
         except PushTimeout:
