@@ -33,10 +33,13 @@ LAST_STEP: dict[str, int] = {}
 
 
 def _code(role: str) -> str:
-    """The code of the next unused time step (a step works once), at most one step ahead."""
+    """The code of the next unused time step (a step works once), at most one step ahead: a persona that
+    signs in a third time within one step waits for the next step to begin (a fast machine does that)."""
     now = int(time.time()) // 30
     step = max(now, LAST_STEP.get(role, 0) + 1)
-    assert step <= now + 1, "signed in as the same persona more than twice in 30 seconds"
+    if step > now + 1:
+        time.sleep(max(0.0, (step - 1) * 30 - time.time()) + 0.1)  # a clock boundary, not a guess
+    assert step <= int(time.time()) // 30 + 1
     LAST_STEP[role] = step
     return AUTHENTICATOR_APPS[role].at(step * 30)
 
