@@ -369,3 +369,32 @@ def test_with_redis_down_an_event_still_reaches_this_process_and_the_action_goes
     assert received == [frame]
     assert "Redis unreachable" in caplog.text
     assert "Namezq" not in caplog.text and "5550199" not in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_streams_database_threads_keep_their_sqlite_connection():
+    """Each handshake and re-check runs in one of the stream's database threads. On SQLite each thread keeps
+    one connection (opening one per call was a fifth of a handshake's time); on PostgreSQL it goes back to
+    the pool after every call, so that idle stream threads hold none of the pool's connections."""
+    import asyncio
+
+    from django.db import connection
+
+    from rallypoint.realtime.socket import run_db
+
+    def which() -> tuple[int, bool]:
+        fresh = connection.connection is None
+        connection.ensure_connection()
+        return threading.get_ident(), fresh
+
+    async def calls() -> list[tuple[int, bool]]:
+        return [await run_db(which) for _ in range(12)]
+
+    results = asyncio.run(calls())
+    opened: dict[int, int] = {}  # per thread: calls that found no connection and opened one
+    for thread, fresh in results:
+        opened[thread] = opened.get(thread, 0) + fresh
+    if connection.vendor == "sqlite":
+        assert len(results) > len(opened) and all(n <= 1 for n in opened.values()), opened
+    else:
+        assert sum(opened.values()) == len(results)
