@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, connections, transaction
+from django.db import connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -30,7 +30,7 @@ from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms import links
 from rallypoint.alarms.models import Alarm, AlarmRecipient
 from rallypoint.lib.bulk import insert_rows
-from rallypoint.lib.dbpool import give_back
+from rallypoint.lib.dbpool import before_work, give_back
 from rallypoint.notify import messages, registry
 from rallypoint.notify.channels.base import Address, Message, TransportError
 from rallypoint.notify.models import Delivery, DeliveryAttempt, MessengerAddress, PushSubscription
@@ -258,7 +258,7 @@ class DeliveryWorker:
         self.wake = threading.Event()
         self._counts_due: dict[int, float] = {}
         self._swept_at = None
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="send", initializer=close_old_connections)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="send", initializer=before_work)
 
     def on_stream_event(self, frame: dict) -> None:
         if frame.get("type", "").startswith("alarm."):
@@ -356,7 +356,7 @@ class DeliveryWorker:
         in_flight: _Batch | None = None
         try:
             while not stop.is_set():
-                close_old_connections()
+                before_work()
                 try:
                     queued = self._start()
                     previous, in_flight = in_flight, queued

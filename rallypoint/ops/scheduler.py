@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import close_old_connections, connections
+from django.db import connections
 from django.db.models import F, Q
 from django.utils import timezone
 
 from rallypoint.accounts.pow import purge_used
 from rallypoint.accounts.throttle import purge_stale
 from rallypoint.audit.actions import purge_expired, purge_expired_security_events
-from rallypoint.lib.dbpool import give_back
+from rallypoint.lib.dbpool import before_work, give_back
 from rallypoint.ops.models import JobState
 from rallypoint.realtime.events import purge_old as purge_old_stream_events
 
@@ -98,7 +98,7 @@ def loop(stop: threading.Event, *, poll_seconds: float = 5.0, jobs: dict[str, Jo
     log.info("worker started", extra={"worker": worker})
     ensure_job_rows(jobs)
     while not stop.is_set():
-        close_old_connections()
+        before_work()
         try:
             run_due_jobs(worker, jobs)
         except Exception:

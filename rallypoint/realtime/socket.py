@@ -43,13 +43,11 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import close_old_connections
-from django.db import connection as db_connection
 from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
 
-from rallypoint.lib.dbpool import give_back
+from rallypoint.lib.dbpool import before_work, give_back
 from rallypoint.realtime import access, events, hub
 from rallypoint.realtime.access import Viewer
 from rallypoint.realtime.gcpolicy import GcPolicy
@@ -97,11 +95,7 @@ PONG = encode({"type": "pong"})
 
 
 def _in_thread(fn, *args):
-    # SQLite: the thread keeps its own connection (opening one and running its PRAGMAs was a fifth of a
-    # handshake's time while 10,000 clients connected). PostgreSQL: reuse it while healthy and young
-    # enough, and give it back to the pool afterwards.
-    if db_connection.vendor != "sqlite" or db_connection.connection is None:
-        close_old_connections()
+    before_work()
     try:
         return fn(*args)
     finally:

@@ -131,10 +131,9 @@ class PushHttp:
     def _options() -> dict:
         return {"num_pools": 1, "maxsize": 1, "retries": False, "timeout": TIMEOUT, **_trust_options()}
 
-    def route(self, url: str) -> urllib3.PoolManager:
-        """The pool manager for ``url``'s push service: direct, or through the proxy (decided once)."""
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
+    def route(self, origin: str, url: str) -> urllib3.PoolManager:
+        """The pool manager for the push service at ``origin`` (``url``'s scheme://host[:port]): direct, or
+        through the proxy (decided once)."""
         manager = self._routes.get(origin)
         if manager is None:
             proxy = requests_utils.select_proxy(url, requests_utils.get_environ_proxies(url))
@@ -148,11 +147,11 @@ class PushHttp:
             self._routes[origin] = manager
         return manager
 
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        """POST and return the status; raises urllib3's errors. A kept-alive connection the push
-        service had closed is tried once more on a new one. (Should the first try have arrived after
-        all, the browser shows one notification: both carry the alarm's tag.)"""
-        manager = self.route(url)
+    def post(self, origin: str, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST to ``url`` (at ``origin``) and return the status; raises urllib3's errors. A kept-alive
+        connection the push service had closed is tried once more on a new one. (Should the first try
+        have arrived after all, the browser shows one notification: both carry the alarm's tag.)"""
+        manager = self.route(origin, url)
         try:
             response = manager.request("POST", url, body=body, headers=headers, redirect=False)
         except ProtocolError:
@@ -209,8 +208,9 @@ class WebPushChannel(Channel):
         except (WebPushException, ValueError, TypeError):
             return Outcome(Result.PERMANENT, "the subscription's keys cannot encrypt a message")
         parts = urlsplit(endpoint)
+        origin = f"{parts.scheme}://{parts.netloc}"
         headers = {
-            "Authorization": vapid.authorization(f"{parts.scheme}://{parts.netloc}"),
+            "Authorization": vapid.authorization(origin),
             "Content-Encoding": "aes128gcm",
             "Content-Type": "application/octet-stream",
             "TTL": str(TTL_SECONDS),
@@ -219,7 +219,7 @@ class WebPushChannel(Channel):
             "User-Agent": "Rallypoint",
         }
         try:
-            status = self.http.post(endpoint, body, headers)
+            status = self.http.post(origin, endpoint, body, headers)
         except NewConnectionError:  # a subclass of the time-out error in urllib3 2
             return Outcome(Result.TRANSIENT, "push service unreachable")
         except PushTimeout:
