@@ -21,6 +21,7 @@ from psycopg_pool import PoolTimeout
 from rallypoint.accounts import apptokens
 from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms.models import AlarmEvent, AlarmRecipient
+from rallypoint.lib.sqlite3 import base as sqlite_base
 from rallypoint.lib.sqlite3.base import DatabaseWrapper as QueuedSqlite
 from rallypoint.lib.sqlite3.base import FairLock, _lock_for
 from rallypoint.tenants.roles import Role
@@ -108,6 +109,52 @@ class _atomic:
             self.db.commit()
         else:
             self.db.rollback()
+
+
+def _write_pages(db, pages: int = 1500) -> None:
+    """One transaction that adds about ``pages`` pages to the log (a row of 3,000 bytes fills a page)."""
+    with _atomic(db):
+        with db.cursor() as cursor:
+            cursor.execute("CREATE TABLE IF NOT EXISTS big (id INTEGER PRIMARY KEY, v BLOB)")
+            cursor.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s) "
+                           "INSERT INTO big (v) SELECT randomblob(3000) FROM n", [pages])
+
+
+@sqlite_only
+@pytest.mark.django_db(transaction=True)
+def test_commits_leave_the_checkpoint_to_the_process_checkpointer(tmp_path, monkeypatch):
+    """A COMMIT that takes the write-ahead log past 1,000 pages copies it into the database file before
+    it returns (an alarm to 10,000 people: ~20 ms between its commit and its event going out). In
+    ``rallypoint run`` and ``rallypoint worker`` a thread does that instead, every second."""
+    monkeypatch.setattr(sqlite_base, "_checkpointers", {})
+    settings_dict = {**connection.settings_dict, "NAME": str(tmp_path / "plain.sqlite3")}
+    plain = QueuedSqlite(settings_dict, alias="plain")
+    _write_pages(plain)
+    plain.close()
+    assert (tmp_path / "plain.sqlite3").stat().st_size > 1000 * 4096  # copied by the COMMIT itself
+
+    # A checkpointer that will not run for an hour: the commit leaves the log as it is.
+    monkeypatch.setattr(sqlite_base, "CHECKPOINT_SECONDS", 3600)
+    idle = {**connection.settings_dict, "NAME": str(tmp_path / "idle.sqlite3")}
+    stops = [sqlite_base.start_checkpointer(idle)]
+    db = QueuedSqlite(idle, alias="idle")
+    _write_pages(db)
+    try:
+        assert (tmp_path / "idle.sqlite3").stat().st_size < 100 * 4096
+        assert (tmp_path / "idle.sqlite3-wal").stat().st_size > 1000 * 4096
+        # One that runs: it copies the log into the database file on its own.
+        monkeypatch.setattr(sqlite_base, "CHECKPOINT_SECONDS", 0.02)
+        busy = {**connection.settings_dict, "NAME": str(tmp_path / "busy.sqlite3")}
+        stops.append(sqlite_base.start_checkpointer(busy))
+        assert sqlite_base.start_checkpointer(busy) is stops[-1]  # one thread per database file
+        other = QueuedSqlite(busy, alias="busy")
+        _write_pages(other)  # (kept open: closing the last connection would checkpoint, too)
+        _wait_until(lambda: (tmp_path / "busy.sqlite3").stat().st_size > 1000 * 4096)
+        other.close()
+    finally:
+        db.close()
+        for stop in stops:
+            stop.set()
 
 
 @sqlite_only

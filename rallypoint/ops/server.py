@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from django.conf import settings
 
+from rallypoint.lib.sqlite3.base import start_checkpointer
 from rallypoint.notify.worker import DeliveryWorker
 from rallypoint.ops import scheduler
 from rallypoint.realtime.wsprotocol import StreamProtocol
@@ -52,6 +53,7 @@ async def redirect_app(scope, receive, send):
 
 
 def serve() -> None:
+    start_checkpointer(settings.DATABASES["default"])
     stop_worker = threading.Event()
     threads = []
     if settings.RUN_WORKER_IN_PROCESS:
