@@ -26,7 +26,7 @@ from rallypoint.accounts.models import User
 from rallypoint.alarms.models import Alarm, AlarmEvent, AlarmRecipient, Level, Scenario
 from rallypoint.audit.actions import record
 from rallypoint.lib.bulk import insert_rows
-from rallypoint.notify.models import Delivery
+from rallypoint.notify.models import Delivery, time_ordered_key_sql
 from rallypoint.realtime import events
 from rallypoint.realtime.models import StreamEvent
 from rallypoint.tenants.models import Group, Membership, Site
@@ -175,7 +175,7 @@ def _queue(alarm: Alarm, recipients, channels, event: str) -> int:
     """
     ops = connection.ops
     now = ops.adapt_datetimefield_value(timezone.now())
-    new_key = "gen_random_uuid()" if connection.vendor == "postgresql" else "lower(hex(randomblob(16)))"
+    new_key = time_ordered_key_sql(connection.vendor)
     ids_sql, ids_params = recipients.values("pk").query.sql_with_params()
     table, source = Delivery._meta.db_table, AlarmRecipient._meta.db_table
     queued = 0
