@@ -3,8 +3,8 @@
 ``python benchmarks/bare_ws.py PORT`` serves, on 127.0.0.1:PORT, plain ws:// with
 the same client protocol as the product's ``/ws/stream`` at its simplest: the client
 sends a hello, the server answers ``{"type":"ready"}`` and from then on the socket
-gets every broadcast. ``GET /broadcast?bytes=B`` (plain HTTP on the same port) sends
-one text frame of exactly B bytes to every ready socket with
+gets every broadcast. ``GET /broadcast?frame=TEXT`` (plain HTTP on the same port) sends
+the text frame TEXT (``?bytes=B``: a padded JSON frame of exactly B bytes) to every ready socket with
 :func:`websockets.broadcast` (one encoded message written to each connection, as
 the product's design promises) and answers with the number of sockets.
 Compression and keep-alive pings are as in the product's server: none and every 20 s.
@@ -48,9 +48,10 @@ def process_request(connection: ServerConnection, request):
     url = urlsplit(request.path)
     if url.path != "/broadcast":
         return None  # a WebSocket handshake
-    size = int(parse_qs(url.query).get("bytes", ["600"])[0])
+    query = parse_qs(url.query)
+    frame = query["frame"][0] if "frame" in query else alarm_frame(int(query.get("bytes", ["600"])[0]))
     targets = list(ready)
-    websockets.broadcast(targets, alarm_frame(size))
+    websockets.broadcast(targets, frame)
     return connection.respond(HTTPStatus.OK, f"{len(targets)}\n")
 
 

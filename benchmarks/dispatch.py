@@ -146,7 +146,8 @@ def run_product(args, sinks: Sinks, env: dict, tmp: Path, site, scenario) -> dic
         expected = before + args.recipients * len(CHANNELS)
         done = _wait_for(sinks, expected, timeout=600)
         worker_cpu = [sum(after) - sum(before) for after, before in
-                      zip(zip(*(cpu_split(w.pid) for w in workers)), zip(*cpu_before[0]), strict=True)]
+                      zip(zip(*(cpu_split(w.pid) for w in workers), strict=True), zip(*cpu_before[0], strict=True),
+                          strict=True)]
         sink_cpu = cpu_seconds(sinks.process.pid) - cpu_before[1]
     finally:
         for w in workers:
@@ -172,7 +173,8 @@ def run_product(args, sinks: Sinks, env: dict, tmp: Path, site, scenario) -> dic
             "states": states, "send_ms_p50_p99": send_ms,
             # CPU used meanwhile, in cores (1.0 = one core busy all the time): what limits the rate
             "worker_cores": round(sum(worker_cpu) / seconds / args.workers, 2),
-            "worker_kernel_cores": round(worker_cpu[1] / seconds / args.workers, 2), "sink_cores": round(sink_cpu / seconds, 2)}
+            "worker_kernel_cores": round(worker_cpu[1] / seconds / args.workers, 2),
+            "sink_cores": round(sink_cpu / seconds, 2)}
 
 
 def run_bare(args, sinks: Sinks, people, subs, threads: int) -> dict:

@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
@@ -251,9 +252,11 @@ class Bench:
         time.sleep(1.0)  # py-spy attaches
         return process
 
-    def trigger(self, kind: str, n: int, frame_bytes: int) -> int | None:
+    def trigger(self, kind: str, n: int, frame: str) -> int | None:
         if kind == "bare":
-            status, body = request(self.bare_port, "GET", f"/broadcast?bytes={frame_bytes}")
+            query = (f"bytes={len(frame.encode())}" if self.args.bare_padding
+                     else urllib.parse.urlencode({"frame": frame}))
+            status, body = request(self.bare_port, "GET", f"/broadcast?{query}")
             if status != 200 or int(body) != n:
                 raise BenchmarkError(f"bare broadcast: {status} {body[:200]!r}")
             return None
@@ -264,7 +267,7 @@ class Bench:
             raise BenchmarkError(f"trigger: {status} {body[:300]!r}")
         return json.loads(body)["id"]
 
-    def run(self, kind: str, n: int, frame_bytes: int = 0) -> dict:
+    def run(self, kind: str, n: int, frame: str = "") -> dict:
         waited = settle(self.pids)
         clients, results_file = self.clients(kind, n)
         try:
@@ -276,7 +279,7 @@ class Bench:
             ours = [*self.pids, clients.process.pid, os.getpid(), *([profiler.pid] if profiler else [])]
             cpu_before = machine_cpu_seconds() - cpu_seconds(ours)
             t0 = time.time()
-            alarm = self.trigger(kind, n, frame_bytes)
+            alarm = self.trigger(kind, n, frame)
             answered = time.time()
             clients.wait_for("done", timeout=self.args.accept_timeout + 300)
             foreign = machine_cpu_seconds() - cpu_seconds(ours) - cpu_before
@@ -308,7 +311,13 @@ class Bench:
                "max_ms": max(latencies), "min_ms": min(latencies), "trigger_answered_ms": (answered - t0) * 1000,
                "frame_bytes": results["frame_bytes"], "connect_s": results["connect_seconds"],
                # the clients' CPU use from their first receipt to their last: 1.0 means they were the limit
-               "clients_busy": round(results["receive_cpu_s"] / max(1e-6, (max(receipts) - min(receipts))), 2)}
+               "clients_busy": round(results["receive_cpu_s"] / max(1e-6, (max(receipts) - min(receipts))), 2),
+               # the same CPU time per frame received, in the clients' own code and in the kernel (µs)
+               "client_user_us": round(results["receive_user_s"] / max(1, len(receipts) - 1) * 1e6, 1),
+               "client_kernel_us": round(results["receive_kernel_s"] / max(1, len(receipts) - 1) * 1e6, 1),
+               "client_switches": results["receive_switches"],
+               # pages the client process touched for the first time meanwhile (its memory grew)
+               "client_page_faults": results["receive_page_faults"]}
         if kind == "product" and self.args.accept:
             accepted = [a for a in results["accepted"] if a is not None]
             out["accepted"] = len(accepted)
@@ -339,13 +348,13 @@ class Bench:
         return {"alarm": alarm, "txn_start_ms": (facts["started_at"] - t0) * 1000,
                 "event_written_ms": (facts["event_at"] - t0) * 1000}
 
-    def warm_up(self, n: int) -> int:
-        """One alarm to the N recipients with one client connected: the code paths are warm and the
-        alarm frame's length is known (the bare server sends a frame as long)."""
+    def warm_up(self, n: int) -> str:
+        """One alarm to the N recipients with one client connected: the code paths are warm, and its
+        alarm frame is what the bare server sends (the same text: the clients parse the same JSON)."""
         clients, results_file = self.clients("product", 1, site=n)
         try:
             clients.wait_for("ready", timeout=60)
-            alarm = self.trigger("product", n, 0)
+            alarm = self.trigger("product", n, "")
             clients.wait_for("done", timeout=600)
         finally:
             clients.stop()
@@ -353,7 +362,7 @@ class Bench:
                                 {"X-API-Key": self.world[str(n)]["api_key"]})
         if status != 200:
             raise BenchmarkError(f"ending the warm-up alarm: {status}")
-        return json.loads(results_file.read_text())["frame_bytes"]
+        return json.loads(results_file.read_text())["frame"]
 
 
 def _read_trace(path: Path) -> list[dict]:
@@ -461,10 +470,10 @@ def benchmark(args, tmp: Path) -> dict:
         bare.wait_for("ready", timeout=30)
         bench = Bench(args, tmp, control, world, product_port, bare_port, [server.process.pid, bare.process.pid])
         for n in args.clients:
-            frame_bytes = bench.warm_up(n)
+            frame = bench.warm_up(n)
             for repetition in range(args.repeat):
                 for kind in ("bare", "product"):
-                    run = bench.run(kind, n, frame_bytes)
+                    run = bench.run(kind, n, frame)
                     run["repetition"] = repetition + 1
                     runs.append(run)
                     print(f"N={n} {kind:<7} #{repetition + 1}: p50 {run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, "
@@ -487,6 +496,9 @@ def main() -> int:
                         help="seconds between a client receiving the alarm and tapping 'accept' (default 1)")
     parser.add_argument("--accept", action=argparse.BooleanOptionalAction, default=True,
                         help="--no-accept: the clients only receive (to see the fan-out without the answers' load)")
+    parser.add_argument("--bare-padding", action="store_true",
+                        help="the bare server sends a frame of the same length padded with 'x' (one JSON string) "
+                             "instead of the product's alarm frame (the baseline until 2026-11-28)")
     parser.add_argument("--work-dir", default="/tmp/h-fanout", help="where the temporary data directory goes")
     parser.add_argument("--keep", action="store_true", help="keep the data directory and logs (for debugging)")
     parser.add_argument("--trace", action="store_true",
