@@ -257,6 +257,32 @@ def test_signing_out_closes_the_socket_and_nothing_more_arrives(stream):
         stream.client("member", session=session)
 
 
+def test_signing_out_during_a_run_of_alarms_still_closes_the_socket_within_seconds(stream):
+    """The session re-check lets an alarm's fan-out go first, by up to a second per round and no more:
+    alarms raised every few tenths of a second must not keep a signed-out person's socket open."""
+    session = stream.control.call("session", membership=stream.membership("member"))
+    member = stream.client("member", session=session)
+    stop = threading.Event()
+    raised = []
+
+    def keep_raising():
+        while not stop.is_set():
+            raised.append(stream.raise_alarm()["id"])
+            stop.wait(0.3)
+
+    raiser = threading.Thread(target=keep_raising)
+    raiser.start()
+    try:
+        eventually(lambda: len(raised) >= 2, "alarms are being raised")
+        assert sign_out(stream.server, session) == 302
+        code, reason, _frames = member.closed_with(DEADLINE)
+        assert (code, reason) == (4001, "signed_out")
+        assert len(raised) >= 5  # the alarms went on all the time
+    finally:
+        stop.set()
+        raiser.join()
+
+
 def test_deactivating_the_membership_closes_the_socket(stream):
     leaver = stream.client("leaver")
     assert stream.control.call("deactivate", membership=stream.membership("leaver"))
