@@ -252,7 +252,8 @@ class AlarmRecipient(models.Model):
     # The alarm's site, copied for scoping: the database checks the alarm reference, which covers it (one
     # lookup per row fewer at COMMIT on PostgreSQL; see Delivery).
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    alarm = models.ForeignKey(Alarm, on_delete=models.CASCADE, related_name="recipients")
+    # No index of its own: the unique (alarm, membership) and the (alarm, answer) index begin with it.
+    alarm = models.ForeignKey(Alarm, on_delete=models.CASCADE, related_name="recipients", db_index=False)
     membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+")
     level = models.ForeignKey(Level, on_delete=models.PROTECT, related_name="+")
     #: The groups through which the person was reached (ids), for the cockpit's per-group counts.
