@@ -100,7 +100,6 @@ class Crowd:
         self.receipts: list[float | None] = [None] * self.n
         self.accepted: list[float | None] = [None] * self.n
         self.accept_errors: dict[str, int] = {}
-        self.frame_bytes = 0
         self.frame = ""  # the alarm frame's text as received (the bare server is given the same to send)
         self.closed_early = 0
         self.heartbeats: list[float] = []  # when the first socket got a heartbeat (the server sends one to all)
@@ -163,7 +162,7 @@ class Crowd:
             return
         self.receipts[i] = at
         if not self.frame:
-            self.frame, self.frame_bytes = message, len(message.encode())
+            self.frame = message
         if self.people and self.args.accept:
             asyncio.get_running_loop().call_later(self.args.accept_after, self.queue.put_nowait,
                                                   (i, frame["alarm"]))
@@ -229,7 +228,7 @@ async def run(args) -> dict:
     for task in workers + listeners:
         task.cancel()
     return {"connected": connected, "connect_seconds": connect_seconds, "receipts": crowd.receipts,
-            "accepted": crowd.accepted, "accept_errors": crowd.accept_errors, "frame_bytes": crowd.frame_bytes,
+            "accepted": crowd.accepted, "accept_errors": crowd.accept_errors, "frame_bytes": len(crowd.frame.encode()),
             "frame": crowd.frame,
             "closed_early": crowd.closed_early, "heartbeats": crowd.heartbeats,
             # how busy the clients were between the first and the last receipt (CPU seconds)

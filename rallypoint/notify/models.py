@@ -24,7 +24,7 @@ def time_ordered_key() -> uuid.UUID:
     """A delivery's key: a UUID of version 7 (RFC 9562), the time in milliseconds and then 74 random
     bits. Keys made together sort together, so the thousands of an alarm go to the end of the keys'
     unique index instead of to random places all over it (measured on SQLite at 10,000 people:
-    a random key dirtied pages all over that index and made the trigger's transaction about 8 ms longer,
+    a random key dirtied pages all over that index and made the trigger's transaction about 10 ms longer,
     more as the table grows)."""
     rand = int.from_bytes(os.urandom(10), "big")
     value = ((time.time_ns() // 1_000_000) & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 68) << 64 \
