@@ -206,19 +206,28 @@
     if (event.detail && event.detail.complete === false && detail && !body.dataset.cleanUrl) { refreshDetail(); }
   });
 
-  on("alarm.raised", function (data) {
-    var alarm = data.alarm;
-    if (!alarm || keepQuiet(alarm) || !banners) { return; }
+  /* An alarm this person is told of for the first time: shown at once, with its sound, and reported seen.
+   * The stream sends a person an alarm's events only while they are among its recipients (or on the crisis
+   * team), so this is the case for "alarm.raised" and equally for an "alarm.changed" that added them (a
+   * level raised or escalated to include them): the page must not wait for a reload. */
+  function arrive(alarm) {
+    if (!alarm || alarm.state === "ended" || keepQuiet(alarm) || !banners) { return; }
+    if (banners.querySelector("[data-alarm-id='" + alarm.id + "']")) { showBanner(alarm); return; }
     if (!pageShows(alarm.id)) { showBanner(alarm); }
     reportSeen(alarm.id);
     playSound(alarm.sound);
+  }
+
+  on("alarm.raised", function (data) {
+    arrive(data.alarm);
   });
 
   on("alarm.changed", function (data) {
     var alarm = data.alarm;
     if (!alarm) { return; }
-    if (isThisPage(alarm)) { refreshDetail(); }
-    if (banners && banners.querySelector("[data-alarm-id='" + alarm.id + "']")) { showBanner(alarm); }
+    if (isThisPage(alarm)) { refreshDetail(); return; }
+    if (pageShows(alarm.id)) { return; }
+    arrive(alarm);
   });
 
   on("alarm.ended", function (data) {
