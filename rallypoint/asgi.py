@@ -12,13 +12,18 @@ django_application = get_asgi_application()
 
 # Imported after get_asgi_application(): the stream's modules use models, which need django.setup().
 from rallypoint.realtime import socket as stream_socket  # noqa: E402
+from rallypoint.web.edge import EdgeGuard  # noqa: E402
 
 # uvicorn logs every WebSocket handshake with the client's address; we log no addresses.
 logging.getLogger("uvicorn.error").addFilter(stream_socket.hide_client_address)
 
 
-async def application(scope, receive, send):
+async def route(scope, receive, send):
     if scope["type"] == "websocket":
         await stream_socket.application(scope, receive, send)
     else:
         await django_application(scope, receive, send)
+
+
+#: Sizes are checked before anything else sees a request (see rallypoint/web/edge.py).
+application = EdgeGuard(route)

@@ -93,6 +93,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "rallypoint.web.middleware.SecurityHeadersMiddleware",
     "rallypoint.web.middleware.SensitiveQueryParameterMiddleware",
+    "rallypoint.web.middleware.CleanInputMiddleware",
+    "rallypoint.api.middleware.JsonBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -249,6 +251,9 @@ SUPPORT_EMAIL_DOMAIN = env_str("RP_SUPPORT_EMAIL_DOMAIN", "support.rallypoint.ex
 CSV_IMPORT_MAX_ROWS = env_int("RP_CSV_IMPORT_MAX_ROWS", 5000, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# A whole multipart/form-data request (a 5 MB PDF and the form around it); larger ones get 413 before
+# Django reads them (rallypoint/web/edge.py).
+MAX_UPLOAD_REQUEST_BYTES = 12 * 1024 * 1024
 
 LOG_LEVEL = env_choice("RP_LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"})
 LOGGING = {

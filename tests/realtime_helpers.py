@@ -212,6 +212,11 @@ def trigger_via_api(server: RunningServer, api_key: str, scenario: int) -> dict:
 
 def sign_out(server: RunningServer, session: str) -> int:
     """Sign out as the browser does: load a page for the CSRF token, POST /accounts/logout/."""
+    return post_form(server, session, "/accounts/logout/", {})
+
+
+def post_form(server: RunningServer, session: str, path: str, data: dict) -> int:
+    """POST a form as the browser does (a page first, for the CSRF token); returns the status."""
     host, port = urllib.parse.urlsplit(server.base_url).netloc.split(":")
     conn = http.client.HTTPSConnection(host, int(port), context=insecure_context(), timeout=10)
     conn.request("GET", "/accounts/profile/", headers={"Cookie": f"{SESSION_COOKIE}={session}"})
@@ -221,7 +226,7 @@ def sign_out(server: RunningServer, session: str) -> int:
                 if cookie.startswith("__Host-rp_csrf="))
     marker = 'name="csrfmiddlewaretoken" value="'
     token = page[page.index(marker) + len(marker):].split('"', 1)[0]
-    conn.request("POST", "/accounts/logout/", body=urllib.parse.urlencode({"csrfmiddlewaretoken": token}),
+    conn.request("POST", path, body=urllib.parse.urlencode({**data, "csrfmiddlewaretoken": token}),
                  headers={"Cookie": f"{SESSION_COOKIE}={session}; {csrf}", "Origin": server.base_url,
                           "Content-Type": "application/x-www-form-urlencoded"})
     response = conn.getresponse()
@@ -345,6 +350,12 @@ class Commands:
     def stream(site: int, after: int) -> list[list]:
         return [list(row) for row in StreamEvent.objects.for_site(site).filter(seq__gt=after).order_by("seq")
                 .values_list("seq", "type", "audience", "alarm_id")]
+
+    @staticmethod
+    def end_session(session: str) -> bool:
+        """The session's row disappears without a word to the servers (another process, no shared hub):
+        like an expiry, only the stream's periodic re-check notices it."""
+        return SessionStore().exists(session) and SessionStore(session).delete() is None
 
     @staticmethod
     def deactivate(membership: int) -> bool:

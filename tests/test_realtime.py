@@ -29,6 +29,7 @@ from tests.realtime_helpers import (
     Control,
     StreamClient,
     control_env,
+    post_form,
     sign_out,
     trigger_via_api,
 )
@@ -257,9 +258,49 @@ def test_signing_out_closes_the_socket_and_nothing_more_arrives(stream):
         stream.client("member", session=session)
 
 
-def test_signing_out_during_a_run_of_alarms_still_closes_the_socket_within_seconds(stream):
+def test_an_alarm_raised_just_after_sign_out_does_not_reach_the_signed_out_socket(stream):
+    """Signing out closes the session's sockets through an event, at once: not at the next re-check (up to
+    two seconds later), when an alarm raised meanwhile had already reached the signed-out device."""
+    for _ in range(3):
+        session = stream.control.call("session", membership=stream.membership("member"))
+        member = stream.client("member", session=session)
+        assert sign_out(stream.server, session) == 302
+        stream.raise_alarm()
+        assert member.closed_with(DEADLINE) == (4001, "signed_out", [])
+
+
+def test_choosing_another_site_closes_the_old_sessions_socket_for_a_reconnect_not_as_signed_out(stream):
+    session = stream.control.call("session", membership=stream.membership("employee"))
+    employee = stream.client("employee", session=session)
+    # Choosing a site (here: the same one) gives the session a new key; the old key's socket reconnects.
+    assert post_form(stream.server, session, "/site/switch/", {"site": stream.site("one")}) == 302
+    code, reason, _frames = employee.closed_with(DEADLINE)
+    assert (code, reason) == (4009, "changed")
+
+
+@pytest.mark.parametrize("last_seq", [-1, 1.5, "5", True, 2**64, {"n": 1}])
+def test_a_hello_with_an_unreadable_number_is_refused(stream, last_seq):
+    """Taking it for a fresh start would answer ``complete: true`` and replay nothing: a faulty client would
+    never learn that it missed events."""
+    client = stream.client("lead", hello={"type": "hello", "last_seq": last_seq, "site": stream.site("one")})
+    assert client.closed_with(LIVE)[:2] == (4000, "protocol_error")
+    bad_site = stream.client("lead", hello={"type": "hello", "last_seq": 1, "site": "one"})
+    assert bad_site.closed_with(LIVE)[:2] == (4000, "protocol_error")
+
+
+def test_a_receipt_for_an_impossible_alarm_number_is_ignored_without_a_traceback(stream):
+    lead = stream.client("lead")
+    for alarm in (10**30, -5, 2**63):
+        lead.send({"type": "seen", "alarm": alarm})
+    lead.send({"type": "ping"})  # answered after the receipts were handled (messages are read in order)
+    assert lead.recv(LIVE, quiet=False) == {"type": "pong"}
+    assert "Traceback" not in stream.server.output()
+
+
+def test_a_session_ended_elsewhere_during_a_run_of_alarms_still_closes_the_socket_within_seconds(stream):
     """The session re-check lets an alarm's fan-out go first, by up to a second per round and no more:
-    alarms raised every few tenths of a second must not keep a signed-out person's socket open."""
+    alarms raised every few tenths of a second must not keep the socket of a session that ended where no
+    event told the server (an expiry, another process without a shared hub) open."""
     session = stream.control.call("session", membership=stream.membership("member"))
     member = stream.client("member", session=session)
     stop = threading.Event()
@@ -274,7 +315,7 @@ def test_signing_out_during_a_run_of_alarms_still_closes_the_socket_within_secon
     raiser.start()
     try:
         eventually(lambda: len(raised) >= 2, "alarms are being raised")
-        assert sign_out(stream.server, session) == 302
+        assert stream.control.call("end_session", session=session)
         code, reason, _frames = member.closed_with(DEADLINE)
         assert (code, reason) == (4001, "signed_out")
         assert len(raised) >= 5  # the alarms went on all the time

@@ -7,6 +7,7 @@ of someone's sessions at once.
 
 from __future__ import annotations
 
+import contextvars
 from datetime import UTC, datetime
 
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
@@ -20,10 +21,22 @@ HANDLE = "rp_handle"
 DEVICE = "rp_device"
 
 
+#: True while a session's data moves to a new key (sign-in, another site chosen): the old row is deleted,
+#: but the person did not sign out (see ``rallypoint.realtime.signals``).
+moving = contextvars.ContextVar("rallypoint_session_moving", default=False)
+
+
 class SessionStore(DatabaseSessionStore):
     @classmethod
     def get_model_class(cls):
         return UserSession
+
+    def cycle_key(self):
+        token = moving.set(True)
+        try:
+            super().cycle_key()
+        finally:
+            moving.reset(token)
 
     def create_model_instance(self, data):
         row = super().create_model_instance(data)

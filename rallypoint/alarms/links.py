@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 
 from django.conf import settings
@@ -35,13 +36,25 @@ def answer_url(recipient: AlarmRecipient) -> str:
     return settings.BASE_URL + reverse("alarms:answer_link", args=[make_token(recipient)])
 
 
+#: ``<recipient id>.<expiry>.<signature>``: ASCII digits of database size (``str.isdigit`` also takes "²",
+#: and ``int`` refuses more than 4,300 digits; neither may reach the database or ``int``) and 32 hex digits.
+_TOKEN = re.compile(r"([0-9]{1,18})\.([0-9]{1,12})\.([0-9a-f]{32})")
+
+
+def parse_token(token: str) -> tuple[int, int, str] | None:
+    """``(recipient id, expiry, signature)`` of a well-formed token; None for anything else."""
+    match = _TOKEN.fullmatch(token)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2)), match.group(3)
+
+
 def check_token(token: str, now: float | None = None) -> AlarmRecipient | None:
     """The recipient the token was made for, if it is genuine, unexpired and unused; else None."""
-    try:
-        rid_text, expires_text, signature = token.split(".")
-        recipient_id, expires = int(rid_text), int(expires_text)
-    except ValueError:
+    parsed = parse_token(token)
+    if parsed is None:
         return None
+    recipient_id, expires, signature = parsed
     if expires < (now or time.time()):
         return None
     recipient = AlarmRecipient.objects.filter(pk=recipient_id).select_related("alarm", "membership").first()

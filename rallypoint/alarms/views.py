@@ -431,10 +431,10 @@ def _link_page(request, status: int, context: dict) -> HttpResponse:
 
 
 def _dead_link(request, token: str) -> HttpResponse:
-    parts = token.split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts[:2]):
+    parsed = links.parse_token(token)
+    if parsed is None:
         return _link_page(request, 404, {"problem": "unknown"})
-    if int(parts[1]) < time.time():
+    if parsed[1] < time.time():
         return _link_page(request, 410, {"problem": "expired"})
     return _link_page(request, 410, {"problem": "used"})
 

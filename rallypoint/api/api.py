@@ -6,10 +6,14 @@ as the web pages do the work, so the same rules apply.
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
+import json
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI, Schema, Status
+from ninja.errors import HttpError
+from ninja.parser import Parser
 from ninja.security import django_auth
 
 from rallypoint.accounts import actions as people
@@ -17,9 +21,20 @@ from rallypoint.accounts import apptokens, mfa
 from rallypoint.accounts.forms import PersonForm
 from rallypoint.api.alarms import router as alarms_router
 from rallypoint.api.auth import AppTokenAuth
+from rallypoint.lib.text import NotText, clean_data
 from rallypoint.tenants.models import Group, Membership
 from rallypoint.tenants.roles import Perm, role_label
 from rallypoint.tenants.scoping import check_request, get_group_for_request, get_membership_for_request
+
+
+class CleanJsonParser(Parser):
+    """JSON bodies with every string made safe to store (:mod:`rallypoint.lib.text`): control characters
+    are stripped (a NUL from a fire panel must not make PostgreSQL refuse the alarm), and a lone surrogate
+    is refused with 422 (see :func:`_unparsable`)."""
+
+    def parse_body(self, request):
+        return clean_data(json.loads(request.body))
+
 
 api = NinjaAPI(
     title="Rallypoint API",
@@ -32,6 +47,7 @@ api = NinjaAPI(
     auth=[AppTokenAuth(), django_auth],
     urls_namespace="api",
     docs_url=None,
+    parser=CleanJsonParser(),
 )
 api.add_router("/v1/", alarms_router)
 
@@ -39,6 +55,20 @@ api.add_router("/v1/", alarms_router)
 @api.exception_handler(PermissionDenied)
 def _forbidden(request, exc):
     return api.create_response(request, {"detail": _("You may not do this in this site.")}, status=403)
+
+
+@api.exception_handler(HttpError)
+def _unparsable(request, exc):
+    if isinstance(exc.__cause__, NotText):  # django-ninja wraps what the parser raised
+        detail = [{"type": "string_type", "loc": ["body"],
+                   "msg": _("Text must be valid Unicode: the body holds a lone surrogate (such as \\ud800).")}]
+        return api.create_response(request, {"detail": detail}, status=422)
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_large(request, exc):
+    return api.create_response(request, {"detail": _("The request is too large.")}, status=413)
 
 
 @api.exception_handler(ValidationError)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from django.conf import settings
@@ -24,7 +24,7 @@ from rallypoint.accounts.models import User, UserSession
 from rallypoint.accounts.sessions import SIGNED_IN_AT, SessionStore
 from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms.models import AlarmRecipient
-from rallypoint.realtime.events import as_frame
+from rallypoint.realtime.events import as_frame, session_digest
 from rallypoint.realtime.models import SiteStream, StreamEvent
 from rallypoint.tenants.middleware import SESSION_KEY as SITE_SESSION_KEY
 from rallypoint.tenants.models import Membership, Site, SuperAdmin
@@ -49,6 +49,10 @@ class Viewer:
     cockpit: bool  # holds Perm.VIEW_COCKPIT at the site
     password_marker: str  # the user's session auth hash at the handshake: changes with the password
     signed_in_at: float
+    session_digest: str = field(init=False, compare=False)  # how the hub names the session
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "session_digest", session_digest(self.session_key))
 
     def may_see(self, audience: str, recipients: frozenset[int] | None = None) -> bool:
         if audience == Audience.SITE:

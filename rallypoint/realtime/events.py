@@ -8,6 +8,7 @@ ever sees a change that was rolled back.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 from django.conf import settings
@@ -58,3 +59,24 @@ def append(site_id: int, type: str, payload: dict, *, audience: str = StreamEven
         frame[MEMBERS] = members
     transaction.on_commit(lambda: hub.publish(frame))
     return event
+
+
+#: A hub message (no stream row, no sequence number) telling every process to close the sockets of
+#: sessions that just ended: a signed-out socket closes at once instead of at the next re-check, so an
+#: alarm raised a moment after sign-out does not reach it. Its ``sessions`` are :func:`session_digest`s.
+SESSIONS_ENDED = "sessions.ended"
+
+
+def session_digest(session_key: str) -> str:
+    """What the hub carries instead of a session key (a key is a credential; its hash is not)."""
+    return hashlib.sha256(session_key.encode()).hexdigest()[:32]
+
+
+def sessions_ended(session_keys, *, moved: bool = False) -> None:
+    """After commit (at once outside a transaction): close the sockets of these sessions everywhere.
+    ``moved``: the session lives on under a new key (sign-in, another site): the client reconnects at once
+    instead of being told it was signed out."""
+    digests = [session_digest(key) for key in session_keys if key]
+    if digests:
+        message = {"type": SESSIONS_ENDED, "site": None, "sessions": digests, "moved": moved}
+        transaction.on_commit(lambda: hub.publish(message))

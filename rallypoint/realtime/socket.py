@@ -201,14 +201,28 @@ async def application(scope, receive, send) -> None:
 # ---------------------------------------------------------------- one socket
 
 
+#: Numbers a client sends (a sequence number, an alarm id) are database integers: 0 ≤ n < 2⁶³.
+MAX_NUMBER = 2**63 - 1
+
+
+def _number(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_NUMBER
+
+
+class BadHello(ValueError):
+    pass
+
+
 def _hello_position(hello: dict, site_id: int) -> int | None:
-    """The client's last seq, if it is one of this site's numbers."""
+    """The client's last seq if it is one of this site's numbers; None for a fresh start (no number, or a
+    number of another site). :class:`BadHello` when a number is there but unreadable (-1, 1.5, "5", true):
+    treating it as a fresh start would tell a faulty client it missed nothing."""
     last, site = hello.get("last_seq"), hello.get("site")
-    if site is not None and site != site_id:
+    if (last is not None and not _number(last)) or (site is not None and not _number(site)):
+        raise BadHello
+    if last is None or (site is not None and site != site_id):
         return None
-    if isinstance(last, int) and not isinstance(last, bool) and last >= 0:
-        return last
-    return None
+    return last
 
 
 class Connection:
@@ -282,12 +296,18 @@ class Connection:
             hello = None
         if self.gone:
             return
+        position = None
         if hello is None:
             self.close(*PROTOCOL_ERROR)
+        else:
+            try:
+                position = _hello_position(hello, self.viewer.site_id)
+            except BadHello:
+                self.close(*PROTOCOL_ERROR)
         reader = asyncio.create_task(self._read())
         try:
             if self.closing is None:
-                await self._join(_hello_position(hello, self.viewer.site_id))
+                await self._join(position)
             await self._write()
         except OSError:  # the client went away while we were sending (uvicorn's ClientDisconnected)
             self.gone = True
@@ -362,7 +382,7 @@ class Connection:
             # "hello" again, or a type of a later version: ignored
 
     def _seen(self, alarm_id) -> None:
-        if not isinstance(alarm_id, int) or isinstance(alarm_id, bool) or alarm_id in self.seen:
+        if not _number(alarm_id) or alarm_id in self.seen:
             return
         if len(self.seen) < 1000 and self.closing is None:
             self.seen.add(alarm_id)
@@ -511,9 +531,19 @@ class Fanout:
             pass
 
     def _receive(self, frame: dict) -> None:
+        if frame.get("type") == events.SESSIONS_ENDED:
+            self._sessions_ended(frame)
+            return
         feed = self.feeds.get(frame.get("site"))
         if feed is not None:
             feed.inbox.put_nowait(frame)
+
+    def _sessions_ended(self, frame: dict) -> None:
+        """Sessions were deleted (signed out): their sockets close now, before any later event."""
+        ended, code = set(frame.get("sessions") or ()), CHANGED if frame.get("moved") else SIGNED_OUT
+        for conn in list(self.connections):
+            if conn.viewer.session_digest in ended:
+                conn.close(*code)
 
     async def feed(self, site_id: int) -> SiteFeed:
         while True:

@@ -24,8 +24,9 @@ def _plain_page(status: int, title: str, text: str) -> HttpResponse:
 
 
 def bad_request(request, exception=None):
-    return _page(request, 400, _("The request could not be understood"),
-                 _("Please go back and try again."))
+    # Mostly a stranger's malformed request (a foreign Host header, a broken upload): answered without the
+    # session or the database, so that it costs little.
+    return _plain_page(400, _("The request could not be understood"), _("Please go back and try again."))
 
 
 def forbidden(request, exception=None):

@@ -7,6 +7,8 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import translation
 from django.utils.translation import gettext
 
+from rallypoint.lib import text
+
 # script-src: only scripts whose tag carries this response's nonce run (plus what they load,
 # 'strict-dynamic'). 'self' is kept purely as a fallback for browsers without CSP level 3: a
 # browser that understands 'strict-dynamic' ignores 'self' (and any host source) in script-src,
@@ -86,6 +88,39 @@ class SensitiveQueryParameterMiddleware:
                         "(refused query parameter: %(names)s). Send them in the body of a POST request."
                     ) % {"names": ", ".join(refused)}
                 return HttpResponseBadRequest(text + "\n", content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _clean_querydict(data):
+    """``data`` without control characters in its keys and values (the same object when it has none)."""
+    if not any(text.has_control(key) or any(text.has_control(v) for v in values) for key, values in data.lists()):
+        return data
+    clean = data.copy()
+    for key in list(clean):
+        values = [text.strip_controls(v) for v in clean.getlist(key)]
+        del clean[key]
+        clean.setlist(text.strip_controls(key), values)
+    clean._mutable = False
+    return clean
+
+
+class CleanInputMiddleware:
+    """Query strings and form fields without control characters (see :mod:`rallypoint.lib.text`), for
+    every view: a NUL typed into a search box must not make PostgreSQL refuse the query with a 500, nor a
+    stray byte an alarm. (Form data is decoded with replacement characters, so it holds no surrogates; the
+    JSON API cleans its bodies in its parser.)"""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.META.get("QUERY_STRING"):
+            request.GET = _clean_querydict(request.GET)
+        if request.method == "POST" and request.content_type in FORM_TYPES:
+            request.POST = _clean_querydict(request.POST)
         return self.get_response(request)
 
 
