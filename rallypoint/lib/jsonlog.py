@@ -55,7 +55,7 @@ class RedactionFilter(logging.Filter):
             message = str(record.msg)
         record.msg = redact(bounded(message, MAX_MESSAGE))
         record.args = None
-        if record.name.startswith("django.security"):
+        if str(record.name).startswith("django.security"):
             # Reports of suspicious requests (a foreign Host header, a forged CSRF token): the traceback
             # says nothing about our code and repeats what the client sent.
             record.exc_info = record.exc_text = None
