@@ -143,16 +143,19 @@ def verify(request):
         return redirect(settings.LOGIN_URL)
     if request.method == "GET":
         return render(request, "accounts/mfa/verify.html", _verify_context(request, pending))
-    keys = throttle.keys_for(pending.user.email, request_ip(request), person_id=pending.user.pk)
-    wait = throttle.wait_seconds(keys)
+    keys = throttle.keys_for(pending.user.email, request_ip(request), person_id=pending.user.pk,
+                             device=throttle.device_of(request, pending.user))
+    wait = throttle.begin(keys)  # counted before the code is checked
     if wait:
         record_security_event(Kind.SIGN_IN_THROTTLED, request=request, user=pending.user)
         return render(request, "accounts/mfa/verify.html", _verify_context(request, pending, wait=wait), status=429)
     method, ok, forms_ = _check_second_factor(request, pending)
     if ok:
-        throttle.register_success(keys)
-        return _finish(request, pending, method)
-    wait = throttle.register_failure(keys)
+        throttle.succeeded(keys)
+        response = _finish(request, pending, method)
+        throttle.remember_device(response, pending.user)
+        return response
+    wait = throttle.wait_seconds(keys)
     record_security_event(Kind.SIGN_IN_FAILED, request=request, user=pending.user,
                           detail={"second_factor": method[:16]})
     if throttle.second_factor_failures(keys) >= throttle.SECOND_FACTOR_TRIES:
@@ -192,20 +195,21 @@ def confirm(request):
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next") or reverse("mfa:setup"))
     context = {"form": form, "next": next_url}
     if request.method == "POST":
-        keys = throttle.keys_for(user.email, request_ip(request))
-        wait = throttle.wait_seconds(keys)
+        keys = throttle.keys_for(user.email, request_ip(request), device=throttle.device_of(request, user))
+        wait = throttle.begin(keys) if form.is_valid() else 0  # counted before the password is checked
         if wait:
             record_security_event(Kind.SIGN_IN_THROTTLED, request=request, user=user)
             return render(request, "accounts/mfa/confirm.html", {**context, "wait": wait}, status=429)
         if form.is_valid() and user.check_password(form.cleaned_data["password"]):
             response = mfa.start_second_step(request, user, next_url)
             if response is not None:
+                throttle.take_back(keys)
                 return response
-            throttle.register_success(keys)
+            throttle.succeeded(keys)
             mfa.mark_reauthenticated(request)
             return redirect(next_url)
         if form.is_valid():  # a password was given, and it is not the right one
-            context["wait"] = throttle.register_failure(keys)
+            context["wait"] = throttle.wait_seconds(keys)
             record_security_event(Kind.SIGN_IN_FAILED, request=request, user=user, detail={"confirmation": True})
             form.add_error(None, _("The password is not right. Please try again."))
     return render(request, "accounts/mfa/confirm.html", context, status=400 if form.errors else 200)

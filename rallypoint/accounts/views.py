@@ -68,39 +68,50 @@ class LoginView(ProofOfWorkMixin, auth_views.LoginView):
     authentication_form = EmailAuthenticationForm
     redirect_authenticated_user = True
 
-    def _keys(self) -> throttle.Keys:
-        return throttle.keys_for(self.request.POST.get("username", ""), request_ip(self.request))
+    _counted: throttle.Keys | None = None  # the attempt counted before the password was checked
 
     def _user(self) -> User | None:
         return User.objects.by_email(self.request.POST.get("username", "")).first()
+
+    def _keys(self, user: User | None) -> throttle.Keys:
+        return throttle.keys_for(self.request.POST.get("username", ""), request_ip(self.request),
+                                 device=throttle.device_of(self.request, user))
 
     def post(self, request, *args, **kwargs):
         refused = self.pow_refused(request)
         if refused is not None:
             return refused
-        wait = throttle.wait_seconds(self._keys())
-        if wait:
-            record_security_event(Kind.SIGN_IN_THROTTLED, request=request, user=self._user())
-            context = self.get_context_data(form=self.get_form(), wait=wait)  # keeps the address typed
-            return self.render_to_response(context, status=429)
+        if request.POST.get("username") and request.POST.get("password"):
+            user = self._user()
+            keys = self._keys(user)
+            wait = throttle.begin(keys)  # counted before the password is checked
+            if wait:
+                record_security_event(Kind.SIGN_IN_THROTTLED, request=request, user=user)
+                context = self.get_context_data(form=self.get_form(), wait=wait)  # keeps the address typed
+                return self.render_to_response(context, status=429)
+            self._counted = keys
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form):
-        if self.request.POST.get("username") and self.request.POST.get("password"):
-            wait = throttle.register_failure(self._keys())
+        if self._counted is not None:
+            wait = throttle.wait_seconds(self._counted)
             record_security_event(Kind.SIGN_IN_FAILED, request=self.request, user=self._user())
             return self.render_to_response(self.get_context_data(form=form, wait=wait), status=400)
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
     def form_valid(self, form):
-        # With a second factor, the password alone signs nobody in; the throttle is reset only after
-        # the second step, so re-entering the password cannot reset the count of wrong codes.
-        response = mfa.start_second_step(self.request, form.get_user(), self.get_success_url())
+        # With a second factor, the password alone signs nobody in: the attempt is taken back, but the
+        # counters start over only after the second step, so re-entering the password cannot reset the
+        # count of wrong codes.
+        user = form.get_user()
+        response = mfa.start_second_step(self.request, user, self.get_success_url())
         if response is not None:
+            throttle.take_back(self._counted)
             return response
-        throttle.register_success(self._keys())
+        throttle.succeeded(self._counted)
         response = super().form_valid(form)  # signs in, gives the session a new key (see signals.py)
-        record_security_event(Kind.SIGN_IN, request=self.request, user=form.get_user())
+        record_security_event(Kind.SIGN_IN, request=self.request, user=user)
+        throttle.remember_device(response, user)
         return response
 
 
