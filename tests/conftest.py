@@ -107,6 +107,22 @@ def signed_in(client, world):
     return sign_in
 
 
+@pytest.fixture
+def send_outbox():
+    """Send what is due in the delivery outbox as a worker does, in this thread (the test's transaction is
+    visible only here); returns how many messages went out or were settled."""
+    from rallypoint.notify.worker import DeliveryWorker  # the worker module imports every app's models
+
+    def send() -> int:
+        worker = DeliveryWorker("test-outbox", threads=0)
+        try:
+            return worker.drain()
+        finally:
+            worker.close()
+
+    return send
+
+
 @pytest.fixture(autouse=True)
 def fresh_key_ring():
     """A test that swaps the key file must not leave the swapped ring behind."""

@@ -15,18 +15,16 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from rallypoint.accounts import apptokens
+from rallypoint.accounts import apptokens, messages
 from rallypoint.accounts.forms import PersonForm
-from rallypoint.accounts.mail import deliver
 from rallypoint.accounts.models import AppToken, User, email_index, normalize_email
 from rallypoint.accounts.sessions import end_sessions
-from rallypoint.accounts.tokens import issue_password_link
 from rallypoint.audit.actions import diff, record, record_security_event
 from rallypoint.audit.models import SecurityEvent
+from rallypoint.notify import outbox
 from rallypoint.tenants.models import Membership, Site, SuperAdmin
 from rallypoint.tenants.roles import Perm
 from rallypoint.tenants.scoping import require_perm
@@ -168,26 +166,22 @@ def delete_support_account(*, actor, membership: Membership) -> None:
                object_type="person", object_id=membership_id, changes=diff(before, {}))
 
 
-def invite_person(*, actor, membership: Membership) -> bool:
-    """E-mail a single-use link (24 h) with which the person sets their password.
-
-    Returns False when the mail server could not take the e-mail (the link is issued and audited).
-    """
+def invite_person(*, actor, membership: Membership) -> None:
+    """Queue an e-mail with which the person gets in: a single-use link (24 h) to set their password, or,
+    for someone who already signs in with an account of another organisation, a note that this site is
+    now theirs too. The administrator is answered the same either way: whether an address has an account
+    elsewhere is not theirs to learn. The worker sends it (and retries when the mail server fails)."""
     site = membership.site
     require_perm(actor, site, Perm.MANAGE_PEOPLE)
     user = membership.user
     if not (membership.is_active and user.is_active) or user.is_support:
         raise ValidationError(_("Only active people can be invited."))
+    kind = messages.INVITATION
     if user.has_usable_password() and not identity_editable_by(user, site):
-        raise ValidationError(_("This person already has a Rallypoint account from another organisation and "
-                                "signs in with it; no invitation is needed."))
-    with translation.override(user.language or translation.get_language()):
-        context = {"site": site, "link": issue_password_link(user), "name": membership.full_name}
-        subject = _("Your Rallypoint access for %(site)s") % {"site": site.name}
-        body = render_to_string("accounts/email/invitation.txt", context)
+        kind = messages.SITE_ACCESS  # their password is not this organisation's to set
     with transaction.atomic():
+        outbox.queue(kind, site=site, membership=membership, context={"language": translation.get_language()})
         _audit(actor, membership, "person.invited", {})
-    return deliver(subject, body, [user.email])
 
 
 class ImportErrors(Exception):

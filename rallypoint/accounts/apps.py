@@ -7,4 +7,4 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Accounts")
 
     def ready(self) -> None:
-        from rallypoint.accounts import signals  # noqa: F401 - connects the receivers
+        from rallypoint.accounts import messages, signals  # noqa: F401 - receivers and message kinds

@@ -9,9 +9,9 @@ from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse, reverse_lazy
 from django.utils import translation
 from django.utils.http import urlencode
@@ -20,12 +20,13 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from rallypoint.accounts import apptokens, mfa, pow, throttle
-from rallypoint.accounts.mail import deliver
+from rallypoint.accounts.messages import PASSWORD_RESET
 from rallypoint.accounts.models import AppToken, User
 from rallypoint.accounts.sessions import active_sessions, end_sessions
-from rallypoint.accounts.tokens import issue_password_link, password_links
+from rallypoint.accounts.tokens import password_links
 from rallypoint.audit.actions import record_security_event, request_ip
 from rallypoint.audit.models import SecurityEvent
+from rallypoint.notify import outbox
 
 Kind = SecurityEvent.Kind
 POW_FAILED = gettext_lazy("The automatic check against bots did not succeed. Please wait until it is done and "
@@ -159,10 +160,7 @@ def reset_request(request):
         context = {"form": form, "pow_failed": POW_FAILED, "pow_challenge": pow.new_challenge()}
         return render(request, "accounts/reset_request.html", context, status=400)
     if request.method == "POST" and form.is_valid():
-        # Support accounts too: support sets its password through this flow (until the customer deletes it).
-        user = User.objects.by_email(form.cleaned_data["email"]).filter(is_active=True).first()
-        if user is not None and user.memberships.filter(is_active=True).exists():
-            _send_reset_link(request, user)
+        _queue_reset_link(request, form.cleaned_data["email"])
         messages.info(request, _("If the address belongs to an account, a link is on its way. "
                                  "It works once and for 24 hours."))
         return redirect("accounts:login")
@@ -170,12 +168,17 @@ def reset_request(request):
                   status=400 if form.errors else 200)
 
 
-def _send_reset_link(request, user: User) -> None:
-    with translation.override(user.language or translation.get_language()):
-        subject = _("Set a new Rallypoint password")
-        body = render_to_string("accounts/email/reset.txt", {"link": issue_password_link(user)})
-    record_security_event(Kind.RESET_REQUESTED, request=request, user=user)
-    deliver(subject, body, [user.email])  # the answer is the same even when the mail server is down
+def _queue_reset_link(request, email: str) -> None:
+    """The same work whether or not the address has an account (one look-up, one security event, one row in
+    the outbox, skipped when there is nobody to send to), so the answer's time tells nothing; the worker
+    sends the e-mail. Support accounts too: support sets its password this way (until the customer
+    deletes it)."""
+    user = User.objects.by_email(email).filter(is_active=True).first()
+    known = user is not None and user.memberships.filter(is_active=True).exists()
+    with transaction.atomic():
+        record_security_event(Kind.RESET_REQUESTED, request=request, user=user if known else None)
+        outbox.queue(PASSWORD_RESET, user=user if known else None, sendable=known,
+                     context={"language": translation.get_language()})
 
 
 class ProfileForm(forms.ModelForm):

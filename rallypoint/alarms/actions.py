@@ -163,8 +163,8 @@ def _move_to_level(alarm: Alarm, level: Level) -> int:
         return cursor.rowcount
 
 
-_DELIVERY_COLUMNS = ("site_id, alarm_id, recipient_id, channel, key, event, state, priority, attempts, "
-                     "next_attempt_at, claimed_by, created_at, last_error")
+_DELIVERY_COLUMNS = ("site_id, kind, alarm_id, recipient_id, channel, key, event, state, priority, attempts, "
+                     "next_attempt_at, claimed_by, created_at, last_error, context")
 
 
 def _queue(alarm: Alarm, recipients, channels, event: str) -> int:
@@ -183,7 +183,7 @@ def _queue(alarm: Alarm, recipients, channels, event: str) -> int:
         for channel in channels:
             cursor.execute(
                 f"INSERT INTO {table} ({_DELIVERY_COLUMNS}) "  # noqa: S608  # nosec B608 - table and column names are ours
-                f"SELECT %s, %s, r.id, %s, {new_key}, %s, 'pending', %s, 0, %s, '', %s, '' "
+                f"SELECT %s, 'alarm', %s, r.id, %s, {new_key}, %s, 'pending', %s, 0, %s, '', %s, '', '{{}}' "
                 f"FROM {source} r WHERE r.id IN ({ids_sql})",
                 [alarm.site_id, alarm.pk, channel, event, alarm.scenario.priority, now, now, *ids_params])
             queued += cursor.rowcount

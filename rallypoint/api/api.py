@@ -43,7 +43,10 @@ api = NinjaAPI(
                 "an app token (Authorization: Bearer) in the site it was issued for. Any request may be "
                 "answered 503 with Retry-After when too many requests arrive at the same moment (the "
                 "database's write turn or a free connection did not come in time): nothing was saved, send "
-                "it again after that many seconds.",
+                "it again after that many seconds. A request body is JSON (`Content-Type: application/json`; "
+                "anything else is answered 415) of at most 1 MB (413); control characters in its texts are "
+                "removed, and a text that is not valid Unicode (a lone surrogate such as \\ud800) is "
+                "answered 422.",
     auth=[AppTokenAuth(), django_auth],
     urls_namespace="api",
     docs_url=None,

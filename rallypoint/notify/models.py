@@ -19,6 +19,9 @@ from rallypoint.alarms.models import CHANNEL_CHOICES, Alarm, AlarmRecipient
 from rallypoint.tenants.encryption import EncryptedTextField, new_row_key
 from rallypoint.tenants.models import Membership, Site, SiteScopedQuerySet
 
+#: The kind of an alarm's messages; other kinds are registered in rallypoint.notify.kinds.
+ALARM_KIND = "alarm"
+
 
 def time_ordered_key() -> uuid.UUID:
     """A delivery's key: a UUID of version 7 (RFC 9562), the time in milliseconds and then 74 random
@@ -45,6 +48,11 @@ def time_ordered_key_sql(vendor: str) -> str:
 
 
 class Delivery(models.Model):
+    """One message to one person on one channel: an alarm's (``kind`` "alarm", with its recipient row)
+    or another kind's (an invitation, a password link …: ``kind`` names its renderer in
+    :mod:`rallypoint.notify.kinds`, ``user`` or ``membership`` whom it goes to, ``context`` what the
+    renderer needs, ids only)."""
+
     class State(models.TextChoices):
         PENDING = "pending", _("Waiting")
         SENDING = "sending", _("Sending")
@@ -58,10 +66,17 @@ class Delivery(models.Model):
     # recipient reference (whose own references cover alarm and site): on PostgreSQL each checked reference
     # costs a lookup per row at COMMIT, and with all three an alarm to 10,000 people by three channels
     # spent 355 ms committing, 220 ms of them on these two. Deleting cascades through the ORM as before.
-    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    alarm = models.ForeignKey(Alarm, on_delete=models.CASCADE, related_name="deliveries", db_constraint=False,
-                              db_index=False)  # "delivery_counts" begins with it
-    recipient = models.ForeignKey(AlarmRecipient, on_delete=models.CASCADE, related_name="deliveries")
+    # An account message (a password link) may concern no particular site.
+    site = models.ForeignKey(Site, null=True, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    kind = models.CharField(max_length=40, default=ALARM_KIND)
+    alarm = models.ForeignKey(Alarm, null=True, on_delete=models.CASCADE, related_name="deliveries",
+                              db_constraint=False, db_index=False)  # "delivery_counts" begins with it
+    recipient = models.ForeignKey(AlarmRecipient, null=True, on_delete=models.CASCADE, related_name="deliveries")
+    #: Whom a message of another kind goes to: a person at a site, or an account.
+    membership = models.ForeignKey(Membership, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    #: What the kind's renderer needs (ids, a language); never personal data.
+    context = models.JSONField(default=dict, blank=True)
     channel = models.CharField(max_length=12, choices=CHANNEL_CHOICES)
     #: Sent to providers that de-duplicate (Message-ID, gateway idempotency header): a re-send after a
     #: crash does not become a second message where the provider honours it.
@@ -97,7 +112,7 @@ class DeliveryAttempt(models.Model):
         TRANSIENT = "transient", _("Failed, will retry")
         PERMANENT = "permanent", _("Failed for good")
 
-    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    site = models.ForeignKey(Site, null=True, on_delete=models.CASCADE, related_name="+")  # the delivery's
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_rows")
     worker = models.CharField(max_length=80, blank=True, default="")
     started_at = models.DateTimeField(default=timezone.now)

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from rallypoint.accounts.sessions import HANDLE
+from rallypoint.lib.text import NotText, clean_data
 from rallypoint.lib.useragent import describe
 from rallypoint.notify import actions
 from rallypoint.notify.channels.webpush import vapid
@@ -39,7 +40,9 @@ def _json_body(request) -> dict:
     if len(request.body) > MAX_BODY_BYTES:
         raise ValidationError(_("The request is too large."))
     try:
-        data = json.loads(request.body or b"null")
+        data = clean_data(json.loads(request.body or b"null"))
+    except NotText:
+        raise ValidationError(_("Text must be valid Unicode.")) from None
     except (ValueError, UnicodeDecodeError):
         raise ValidationError(_("The request must be JSON.")) from None
     if not isinstance(data, dict):

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -34,9 +34,9 @@ from rallypoint.alarms import links
 from rallypoint.alarms.models import Alarm, AlarmRecipient
 from rallypoint.lib.bulk import insert_rows
 from rallypoint.lib.dbpool import before_work, give_back
-from rallypoint.notify import messages, registry
+from rallypoint.notify import kinds, messages, outbox, registry
 from rallypoint.notify.channels.base import Address, Message, TransportError
-from rallypoint.notify.models import Delivery, DeliveryAttempt, MessengerAddress, PushSubscription
+from rallypoint.notify.models import ALARM_KIND, Delivery, DeliveryAttempt, MessengerAddress, PushSubscription
 from rallypoint.ops.scheduler import worker_id
 from rallypoint.realtime import hub
 
@@ -51,7 +51,8 @@ WHERE id IN (
     ORDER BY priority, next_attempt_at, recipient_id, id
     LIMIT %s {lock}
 )
-RETURNING id, site_id, alarm_id, recipient_id, channel, key, event, priority, attempts
+RETURNING id, site_id, alarm_id, recipient_id, channel, key, event, priority, attempts, kind, user_id,
+          membership_id, context
 """
 
 
@@ -61,14 +62,18 @@ class Claimed:
     and no model instance per row."""
 
     pk: int
-    site_id: int
-    alarm_id: int
-    recipient_id: int
+    site_id: int | None
+    alarm_id: int | None
+    recipient_id: int | None
     channel: str
     key: uuid.UUID
     event: str
     priority: int
     attempts: int
+    kind: str = ALARM_KIND
+    user_id: int | None = None
+    membership_id: int | None = None
+    context: dict | None = None
     alarm: Alarm | None = None
     recipient: AlarmRecipient | None = None
 
@@ -86,8 +91,11 @@ def claim_rows(worker: str, limit: int, now=None) -> list[Claimed]:
         cursor.execute(_CLAIM_SQL.format(lock=lock), [worker, until, now, now, limit])
         rows = cursor.fetchall()
     as_uuid = Delivery._meta.get_field("key").to_python  # SQLite returns the key as hex text
-    claimed = [Claimed(pk, site_id, alarm_id, recipient_id, channel, as_uuid(key), event, priority, attempts)
-               for pk, site_id, alarm_id, recipient_id, channel, key, event, priority, attempts in rows]
+    as_dict = Delivery._meta.get_field("context").from_db_value  # SQLite returns JSON as text
+    claimed = [Claimed(pk, site_id, alarm_id, recipient_id, channel, as_uuid(key), event, priority, attempts, kind,
+                       user_id, membership_id, context if kind == ALARM_KIND else as_dict(context, None, connection))
+               for (pk, site_id, alarm_id, recipient_id, channel, key, event, priority, attempts, kind, user_id,
+                    membership_id, context) in rows]
     claimed.sort(key=lambda c: (c.priority, c.pk))  # RETURNING keeps no order
     return claimed
 
@@ -168,6 +176,25 @@ def _messages(deliveries: list[Claimed]) -> dict[int, Message]:
         result[d.pk] = messages.personalise(shared[key], d.recipient, delivery_key=str(d.key),
                                             answer_url=answer_urls.get(d.recipient_id))
     return result
+
+
+def _prepare_other_kinds(claimed: list[Claimed]) -> tuple[dict[Claimed, tuple[Message, Address]], list[Outcome]]:
+    """Messages of kinds other than alarms, each rendered by its kind (:mod:`rallypoint.notify.kinds`):
+    ``(sendable, outcomes of the unsendable)``."""
+    by_kind: dict[str, list[Claimed]] = defaultdict(list)
+    for c in claimed:
+        by_kind[c.kind].append(c)
+    sendable, unsendable = {}, []
+    for name, rows in by_kind.items():
+        kind = kinds.kind_for(name)
+        prepared = kind.prepare(rows) if kind is not None else {}
+        for c in rows:
+            result = prepared.get(c.pk, TransportError(f"unknown message kind {name[:40]}", permanent=True))
+            if isinstance(result, TransportError):
+                unsendable.append(Outcome(c, timezone.now(), 0, result.message[:300], result.permanent))
+            else:
+                sendable[c] = result
+    return sendable, unsendable
 
 
 def _send_one(delivery: Claimed, message: Message, address: Address) -> Outcome:
@@ -311,6 +338,32 @@ class Recorder:
         return False
 
 
+class _InThisThread:
+    """``threads=0``: sending and recording in the calling thread, one message after the other (``rallypoint
+    worker --drain``; tests, whose open transaction only the calling thread sees)."""
+
+    def __init__(self, worker: str):
+        self.worker = worker
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    def record(self, outcome: Outcome) -> bool:
+        _record(self.worker, [outcome])
+        return True
+
+    def shutdown(self, wait: bool = True) -> None:
+        registry.close_thread_channels()
+
+    def close(self) -> None:
+        pass
+
+
 def _send_and_record(recorder: Recorder, delivery: Claimed, message: Message, address: Address) -> Outcome:
     outcome = _send_one(delivery, message, address)
     recorder.record(outcome)
@@ -332,22 +385,34 @@ class DeliveryWorker:
 
     def __init__(self, worker: str | None = None, *, threads: int | None = None, batch: int | None = None):
         self.worker = worker or worker_id()
-        self.threads = threads or settings.WORKER_THREADS
+        self.threads = settings.WORKER_THREADS if threads is None else threads
         self.batch = batch or settings.WORKER_BATCH
         self.wake = threading.Event()
         self._counts_due: dict[int, float] = {}
         self._swept_at = None
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="send", initializer=before_work)
-        self._recorder = Recorder(self.worker)
+        if self.threads:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="send", initializer=before_work)
+            self._recorder = Recorder(self.worker)
+        else:
+            self._pool = self._recorder = _InThisThread(self.worker)
 
     def on_stream_event(self, frame: dict) -> None:
-        if frame.get("type", "").startswith("alarm."):
+        kind = frame.get("type", "")
+        if kind.startswith("alarm.") or kind == outbox.QUEUED:
             self.wake.set()
 
     def run_once(self) -> int:
         """Claim and send one batch; returns how many deliveries it handled."""
         batch = self._start()
         return self._finish(batch) if batch is not None else 0
+
+    def drain(self) -> int:
+        """Send everything that is due now, batch after batch, and publish the counts; returns how many."""
+        total = 0
+        while handled := self.run_once():
+            total += handled
+        self.publish_counts(force=True)
+        return total
 
     def _start(self) -> _Batch | None:
         """Claim a batch, prepare its messages and hand them to the sending threads (it does not wait)."""
@@ -356,11 +421,18 @@ class DeliveryWorker:
         if not claimed:
             return None
         ids = [c.pk for c in claimed]
-        deliveries = _load(claimed)
+        alarm_rows = [c for c in claimed if c.kind == ALARM_KIND]
+        deliveries = _load(alarm_rows)
         addresses = _addresses(deliveries)
         texts = _messages(deliveries)
+        other, unsendable = _prepare_other_kinds([c for c in claimed if c.kind != ALARM_KIND])
+        for d, (message, address) in other.items():
+            deliveries.append(d)
+            texts[d.pk], addresses[d.pk] = message, address
         futures = [self._pool.submit(_send_and_record, self._recorder, d, texts[d.pk], addresses[d.pk])
                    for d in deliveries]
+        if unsendable:
+            _record(self.worker, unsendable)
         return _Batch(ids, deliveries, futures, leased_at)
 
     def _finish(self, batch: _Batch, also: _Batch | None = None) -> int:
@@ -383,7 +455,8 @@ class DeliveryWorker:
             extend_lease(self.worker, queued)
         now = time.monotonic()
         for d in batch.deliveries:
-            self._counts_due.setdefault(d.alarm_id, now)
+            if d.alarm_id is not None:
+                self._counts_due.setdefault(d.alarm_id, now)
         for kind in sorted({d.channel for d in batch.deliveries}):
             try:
                 registry.channel_class(kind).after_batch()
@@ -464,6 +537,9 @@ class DeliveryWorker:
 
     def close(self) -> None:
         """Close every sending thread's kept connections (channels, database), then stop the threads."""
+        if not self.threads:
+            self._pool.shutdown()
+            return
         barrier = threading.Barrier(self.threads)
 
         def close_thread(_: int) -> None:

@@ -77,11 +77,8 @@ def person_create(request):
             _form_errors(form, exc)
         else:
             if form.cleaned_data["invite"]:
-                if people.invite_person(actor=request.user, membership=membership):
-                    messages.success(request, _("Person added and invitation sent."))
-                else:
-                    messages.warning(request, _("Person added, but the invitation e-mail could not be sent. "
-                                                "Try again later with “Send invitation link”."))
+                people.invite_person(actor=request.user, membership=membership)
+                messages.success(request, _("Person added. The invitation e-mail is on its way."))
             else:
                 messages.success(request, _("Person added."))
             return redirect("tenants:person", membership_id=membership.pk)
@@ -128,15 +125,12 @@ def person_activation(request, membership_id: int):
 def person_invite(request, membership_id: int):
     membership = get_membership_for_request(request, membership_id)
     try:
-        sent = people.invite_person(actor=request.user, membership=membership)
+        people.invite_person(actor=request.user, membership=membership)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        if sent:
-            messages.success(request, _("Invitation sent. The link is valid for 24 hours and works once."))
-        else:
-            messages.warning(request, _("The e-mail could not be sent: the mail server did not answer. "
-                                        "Please try again later."))
+        messages.success(request, _("The invitation e-mail is on its way. A password link in it works once "
+                                    "and for 24 hours."))
     return redirect("tenants:person", membership_id=membership.pk)
 
 

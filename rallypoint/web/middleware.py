@@ -91,7 +91,7 @@ class SensitiveQueryParameterMiddleware:
         return self.get_response(request)
 
 
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def _clean_querydict(data):
@@ -111,7 +111,8 @@ class CleanInputMiddleware:
     """Query strings and form fields without control characters (see :mod:`rallypoint.lib.text`), for
     every view: a NUL typed into a search box must not make PostgreSQL refuse the query with a 500, nor a
     stray byte an alarm. (Form data is decoded with replacement characters, so it holds no surrogates; the
-    JSON API cleans its bodies in its parser.)"""
+    JSON API cleans its bodies in its parser.) A ``multipart/form-data`` body (an upload) is left to the
+    view: reading it here would consume it; Django's form fields refuse a NUL in it."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -119,8 +120,8 @@ class CleanInputMiddleware:
     def __call__(self, request):
         if request.META.get("QUERY_STRING"):
             request.GET = _clean_querydict(request.GET)
-        if request.method == "POST" and request.content_type in FORM_TYPES:
-            request.POST = _clean_querydict(request.POST)
+        if request.method == "POST" and request.content_type == FORM_TYPE:
+            request.POST = _clean_querydict(request.POST)  # the body stays readable (it is read first)
         return self.get_response(request)
 
 

@@ -63,10 +63,12 @@ def message_id(message: Message, sender: Sender) -> str:
 
 def headers(message: Message, sender: Sender) -> dict[str, str]:
     x_priority, importance, priority = _PRIORITY.get(message.priority, _PRIORITY[1])
+    thread = {}
+    if message.alarm_id:  # every message about one alarm refers to the same thread root: clients group them
+        thread["References"] = f"<alarm-{message.site_id}-{message.alarm_id}@{sender.domain}>"
     return {
         "Message-ID": message_id(message, sender),
-        # Every message about one alarm refers to the same thread root, so mail clients group them.
-        "References": f"<alarm-{message.site_id}-{message.alarm_id}@{sender.domain}>",
+        **thread,
         "X-Priority": x_priority,
         "Importance": importance,
         "Priority": priority,
