@@ -58,7 +58,7 @@ def test_the_answer_is_the_same_for_known_and_unknown_addresses(client, request_
     assert request_link("nobody@example.org") is None
 
 
-def test_a_link_works_once(client, request_link):
+def test_a_link_works_once(client, request_link, world):
     link = request_link()
     assert use(client, link).status_code == 302
     assert client.login(username=request_link.user.email, password=NEW_PASSWORD)
@@ -67,6 +67,9 @@ def test_a_link_works_once(client, request_link):
     assert "This link no longer works" in second.content.decode()
     kinds = set(SecurityEvent.objects.filter(user=request_link.user).values_list("kind", flat=True))
     assert {"password.reset_requested", "password.reset_used", "password.changed"} <= kinds
+    # The worker filed the request under the person's organisation, where its administrators see it.
+    requested = SecurityEvent.objects.get(user=request_link.user, kind="password.reset_requested")
+    assert requested.organization == world.org_a and requested.client_ip
 
 
 def test_the_token_leaves_the_url_on_first_use(client, request_link):

@@ -15,6 +15,8 @@ from django.utils.translation import gettext as _
 
 from rallypoint.accounts.models import User
 from rallypoint.accounts.tokens import issue_password_link
+from rallypoint.audit.actions import home_organization
+from rallypoint.audit.models import SecurityEvent
 from rallypoint.notify.channels.base import Address, Message, TransportError
 from rallypoint.notify.kinds import MessageKind, register
 from rallypoint.tenants.models import Membership
@@ -94,6 +96,9 @@ class PasswordReset(MessageKind):
         result = {}
         for d in deliveries:
             user = users.get(d.user_id)
+            if user is not None:  # the request left this to the worker, so that it took no longer for them
+                SecurityEvent.objects.filter(pk=(d.context or {}).get("event"), user=user, organization=None).update(
+                    organization=home_organization(user))
             if user is None or not user.is_active or not user.memberships.filter(is_active=True).exists():
                 result[d.pk] = GONE
                 continue

@@ -169,16 +169,15 @@ def reset_request(request):
 
 
 def _queue_reset_link(request, email: str) -> None:
-    """The same work whether or not the address has an account (one look-up, one security event, one row in
-    the outbox, skipped when there is nobody to send to), so the answer's time tells nothing; the worker
-    sends the e-mail. Support accounts too: support sets its password this way (until the customer
-    deletes it)."""
+    """The same work whether or not the address has an account: one look-up, one security event, one row in
+    the outbox (skipped when there is nobody to send to), so the answer's time tells nothing. The worker
+    checks the person still has access, files the event under their organisation and sends the e-mail.
+    Support accounts too: support sets its password this way (until the customer deletes it)."""
     user = User.objects.by_email(email).filter(is_active=True).first()
-    known = user is not None and user.memberships.filter(is_active=True).exists()
     with transaction.atomic():
-        record_security_event(Kind.RESET_REQUESTED, request=request, user=user if known else None)
-        outbox.queue(PASSWORD_RESET, user=user if known else None, sendable=known,
-                     context={"language": translation.get_language()})
+        event = SecurityEvent.objects.create(kind=Kind.RESET_REQUESTED, user=user, client_ip=request_ip(request))
+        outbox.queue(PASSWORD_RESET, user=user, sendable=user is not None,
+                     context={"language": translation.get_language(), "event": event.pk})
 
 
 class ProfileForm(forms.ModelForm):
