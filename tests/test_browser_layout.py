@@ -1,6 +1,6 @@
 """What people see, measured in a real Chromium against the real `rallypoint run` (demo data): the alarm page
-and the menu on a phone, the navigation and the cockpit on a desk, the recovery codes, in English and German
-(German words are longer)."""
+and the menu on a phone, the navigation and the cockpit on a desk, the recovery codes and the API docs, in
+English and German (German words are longer)."""
 
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ def test_the_phone_has_a_menu_button(browser, server, employee, superadmin):
     check_phone_menu(page, "Super-admin, German")
     screenshot(page, "nav-phone-closed-de", full_page=False)
     page.get_by_role("button", name="Menü").click()
-    for name in ("Änderungsprotokoll", "Standorte", "Mein Konto"):
+    for name in ("Änderungsprotokoll", "API-Schlüssel", "Mein Konto"):
         expect(page.get_by_role("link", name=name)).to_be_visible()
     expect(page.get_by_label("Ihr aktueller Standort")).to_be_visible()
     screenshot(page, "nav-phone-open-de", full_page=False)
@@ -168,7 +168,7 @@ def test_without_javascript_the_phone_shows_the_whole_menu(browser, server, supe
     page, _ = new_page(browser, server, PHONE, storage_state=superadmin, java_script_enabled=False)
     page.goto("/")
     expect(page.locator("[data-menu-button]")).to_be_hidden()
-    for name in ("Overview", "People", "Sites", "My account"):
+    for name in ("Overview", "People", "API keys", "My account"):
         expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     screenshot(page, "nav-phone-nojs")
@@ -247,3 +247,31 @@ def test_recovery_codes_stand_apart_and_the_requirement_is_said_once(browser, se
     expect(page.get_by_role("heading", level=1)).to_have_text("Second factor")
     assert errors == []
 
+
+def test_api_keys_are_in_the_menu_and_lead_to_docs_that_work_under_the_policy(browser, server, superadmin):
+    page, errors = new_page(browser, server, DESKTOP, storage_state=superadmin)
+    page.add_init_script("""window.cspViolations = [];
+        document.addEventListener('securitypolicyviolation',
+            e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));""")
+    page.goto("/")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="API keys").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("API keys")
+    page.get_by_role("link", name="API documentation").click()
+    expect(page).to_have_url(re.compile(r"/api/docs$"))
+    docs = page.locator("#swagger-ui")
+    expect(docs.locator(".opblock").first).to_be_visible()
+    assert docs.locator(".opblock").count() >= 15
+    # A reading request can be tried: it is sent as the signed-in person, in their site.
+    site = docs.locator(".opblock-get", has=page.locator(".opblock-summary-path", has_text=re.compile(r"/site$")))
+    site.locator(".opblock-summary").click()
+    site.get_by_role("button", name="Try it out").click()
+    site.get_by_role("button", name="Execute").click()
+    expect(site.locator(".live-responses-table")).to_contain_text("Headquarters")
+    # Nothing that changes data can be sent from the documentation.
+    trigger = docs.locator(".opblock-post", has=page.locator(".opblock-summary-path", has_text=re.compile(r"/alarms$")))
+    trigger.locator(".opblock-summary").click()
+    expect(trigger.locator(".responses-wrapper")).to_contain_text("422")
+    expect(trigger.get_by_role("button", name="Try it out")).to_have_count(0)
+    screenshot(page, "api-docs-desktop")
+    assert page.evaluate("window.cspViolations") == []
+    assert errors == []

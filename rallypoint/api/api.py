@@ -1,4 +1,4 @@
-"""The JSON API (django-ninja). OpenAPI description at ``/api/openapi.json``.
+"""The JSON API (django-ninja). OpenAPI description at ``/api/openapi.json``, interactive docs at ``/api/docs``.
 
 Requests act in the caller's current site; the same actions and scoping helpers
 as the web pages do the work, so the same rules apply.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
-from ninja import NinjaAPI, Schema, Status
+from ninja import Schema, Status
 from ninja.security import django_auth
 
 from rallypoint.accounts import actions as people
@@ -17,11 +17,12 @@ from rallypoint.accounts import apptokens, mfa
 from rallypoint.accounts.forms import PersonForm
 from rallypoint.api.alarms import router as alarms_router
 from rallypoint.api.auth import AppTokenAuth
+from rallypoint.api.docs import DocumentedAPI, SwaggerPage
 from rallypoint.tenants.models import Group, Membership
 from rallypoint.tenants.roles import Perm, role_label
 from rallypoint.tenants.scoping import check_request, get_group_for_request, get_membership_for_request
 
-api = NinjaAPI(
+api = DocumentedAPI(
     title="Rallypoint API",
     version="1",
     description="Alarm, evacuation and crisis management. A signed-in browser acts in its current site; "
@@ -31,7 +32,8 @@ api = NinjaAPI(
                 "it again after that many seconds.",
     auth=[AppTokenAuth(), django_auth],
     urls_namespace="api",
-    docs_url=None,
+    docs=SwaggerPage(),
+    docs_url="/docs",
 )
 api.add_router("/v1/", alarms_router)
 
