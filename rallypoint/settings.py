@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # its copy of Swagger UI, served from our static files for /api/docs (no CDN)
     "rallypoint.accounts",
     "rallypoint.tenants",
     "rallypoint.audit",

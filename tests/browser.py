@@ -39,10 +39,11 @@ def _self_signed(message) -> bool:
                             "An unknown error occurred when fetching the script.")
 
 
-def new_page(browser, server, viewport, locale="en-GB"):
-    """A page in a fresh context on the running server, with a list collecting its script errors."""
+def new_page(browser, server, viewport, locale="en-GB", **options):
+    """A page in a fresh context on the running server, with a list collecting its script errors (a
+    Content-Security-Policy violation is one too). ``options`` go to the context (e.g. storage_state)."""
     context = browser.new_context(base_url=server.base_url, ignore_https_errors=True, viewport=viewport,
-                                  locale=locale)
+                                  locale=locale, **options)
     page = context.new_page()
     errors = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and not _self_signed(msg) else None)
@@ -60,7 +61,17 @@ def enter_password(page, server, role: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def screenshot(page, name: str) -> None:
-    """Keep a picture of the page for people to look at (test-artifacts/, not checked in)."""
+def screenshot(page, name: str, full_page: bool = True) -> None:
+    """Keep a picture of the page for people to look at (test-artifacts/, not checked in); with
+    ``full_page=False`` only what the screen shows before any scrolling."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+
+
+def open_menu(page) -> None:
+    """At phone width the navigation and "Sign out" are behind the menu button: open it (wider, or without
+    JavaScript, they are always shown)."""
+    button = page.locator("[data-menu-button]")
+    if button.is_visible() and button.get_attribute("aria-expanded") != "true":
+        button.click()
+        expect(button).to_have_attribute("aria-expanded", "true")

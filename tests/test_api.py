@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 
+from rallypoint.api.docs import ValidationErrorOut
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
 
 
@@ -56,3 +58,65 @@ def test_groups(world, signed_in):
     assert [g["name"] for g in groups] == [world.a.group.name]
     one = signed_in(Role.MEMBER).get(f"/api/v1/groups/{world.a.group.pk}").json()
     assert set(one["members"]) >= {m.pk for m in world.a.people.values()}
+
+
+# Documentation ----------------------------------------------------------------------------------
+
+def test_the_docs_are_for_signed_in_people_and_the_description_stays_public(client, world, signed_in):
+    anonymous = client.get("/api/docs")
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/accounts/login/?next=/api/docs")
+    assert client.get("/api/openapi.json").status_code == 200
+    page = signed_in(Role.EMPLOYEE).get("/api/docs")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-openapi-url="/api/openapi.json"' in html
+    assert "/settings/api-keys/" not in html  # an employee may not manage keys: no link to them
+
+
+def test_the_docs_load_swagger_ui_from_our_own_static_files_under_the_nonce_policy(world, signed_in):
+    page = signed_in(Role.LEAD).get("/api/docs")
+    policy = page["Content-Security-Policy"]
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    nonce = re.search(r"'nonce-([^']+)'", policy).group(1)
+    html = page.content.decode()
+    scripts = re.findall(r"<script\b[^>]*>", html)
+    assert any("/static/ninja/swagger-ui-bundle.js" in tag for tag in scripts)
+    for tag in scripts:
+        assert re.search(r'\bsrc="/static/[^"]+"', tag) and f'nonce="{nonce}"' in tag, tag
+    for tag in re.findall(r"<link\b[^>]*>", html):
+        assert re.search(r'\bhref="/static/', tag), tag
+    bundle = signed_in(Role.LEAD).get("/static/ninja/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
+
+
+def test_the_description_lists_the_422_answer_of_every_operation_that_takes_input(client, db):
+    spec = client.get("/api/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert schemas["ValidationErrorOut"]["required"] == ["detail"]
+    assert {"type", "loc", "msg"} <= set(schemas["ValidationProblem"]["required"])
+    with_input, without_input = set(), set()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if operation.get("parameters") or operation.get("requestBody"):
+                with_input.add((method, path))
+                answer = operation["responses"]["422"]
+                assert answer["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/ValidationErrorOut"}
+                assert "Validation error" in answer["description"]
+            else:
+                without_input.add((method, path))
+                assert "422" not in operation["responses"], (method, path)
+    assert {("post", "/api/v1/people"), ("post", "/api/v1/alarms"), ("get", "/api/v1/people/{membership_id}"),
+            ("post", "/api/v1/alarms/{alarm_id}/answer")} <= with_input
+    assert ("get", "/api/v1/site") in without_input
+
+
+def test_a_422_answer_has_the_documented_shape(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    missing = client.post("/api/v1/people", data=json.dumps({"email": "x@example.org"}),
+                          content_type="application/json")
+    not_a_number = client.get("/api/v1/people/abc")
+    for response, where in ((missing, ["body", "payload", "name"]), (not_a_number, ["path", "membership_id"])):
+        assert response.status_code == 422
+        body = ValidationErrorOut.model_validate(response.json())
+        assert [problem.loc for problem in body.detail] == [where]

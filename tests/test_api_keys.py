@@ -170,3 +170,18 @@ def test_keys_have_distinct_prefixes_and_the_audit_trail_never_holds_a_secret(wo
     assert len({r.split("_")[1] for r in raws}) == 5
     trail = str(list(AuditEntry.objects.values_list("changes", flat=True)))
     assert not any(r.split("_", 2)[2] in trail for r in [*raws, rotated])
+
+
+@pytest.mark.parametrize("role,linked", [(SUPER_ADMIN, True), (Role.ADMIN, True), (Role.LEAD, False),
+                                         (Role.EMPLOYEE, False)])
+def test_the_navigation_leads_to_the_keys_for_those_who_manage_them(world, signed_in, role, linked):
+    home = signed_in(role).get("/").content.decode()
+    nav = re.search(r'<nav class="mainnav".*?</nav>', home, re.S).group(0)
+    assert ('href="/settings/api-keys/"' in nav) is linked
+
+
+def test_the_keys_page_and_a_new_key_lead_to_the_api_documentation(world, signed_in, fire):
+    client = signed_in(Role.ADMIN)
+    assert 'href="/api/docs"' in client.get("/settings/api-keys/").content.decode()
+    created = client.post("/settings/api-keys/new/", {"name": "Panel", "scenarios": [fire.pk]})
+    assert 'href="/api/docs"' in created.content.decode()

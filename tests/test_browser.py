@@ -9,7 +9,7 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import DESKTOP, PHONE, enter_password, new_page, screenshot
+from tests.browser import DESKTOP, PHONE, enter_password, new_page, open_menu, screenshot
 from tests.server import run_server
 
 pytestmark = pytest.mark.browser
@@ -87,12 +87,14 @@ def test_switching_the_language_translates_the_app_and_is_remembered(browser, se
     page, errors = new_page(browser, server, PHONE)
     sign_in(page, server, "lead")
     page.get_by_role("button", name="Deutsch").click()
+    open_menu(page)
     expect(page.get_by_role("link", name="Personen", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Abmelden")).to_be_visible()
     expect(page.locator("html")).to_have_attribute("lang", "de")
     page.goto("/groups/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Gruppen")
     screenshot(page, "groups-phone-de")
+    open_menu(page)
     page.get_by_role("button", name="Abmelden").click()
     # The setting belongs to the user: after signing in again from an English browser it is still German.
     page2, _ = new_page(browser, server, DESKTOP, locale="en-GB")

@@ -63,6 +63,7 @@ ROUTES = {
     "audit/": "site",
     "api/": "public",
     "api/openapi.json": "public",
+    "api/docs": "site",  # the page shows no data of a site, but only to signed-in people
     "api/v1/site": "site",
     "api/v1/people": "site",
     "api/v1/people/<membership_id>": "site",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import Resolver404, resolve
@@ -46,9 +45,8 @@ class SecondFactorEnrollmentMiddleware:
             request.second_factor_pending = mfa.needs_second_step(user) or mfa.must_enroll(user)
         if (user is not None and user.is_authenticated and not _is_open(request)
                 and not mfa.needs_second_step(user) and mfa.must_enroll(user)):
-            text = _("Your organisation requires a second factor. Please set one up to continue.")
             if request.path_info.startswith("/api/"):
+                text = _("Your organisation requires a second factor. Please set one up to continue.")
                 return JsonResponse({"detail": text}, status=403)
-            messages.warning(request, text)
-            return redirect("mfa:setup")
+            return redirect("mfa:setup")  # the set-up page says why (once: no message as well)
         return self.get_response(request)

@@ -1,4 +1,4 @@
-"""The JSON API (django-ninja). OpenAPI description at ``/api/openapi.json``.
+"""The JSON API (django-ninja). OpenAPI description at ``/api/openapi.json``, interactive docs at ``/api/docs``.
 
 Requests act in the caller's current site; the same actions and scoping helpers
 as the web pages do the work, so the same rules apply.
@@ -11,7 +11,7 @@ import json
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
-from ninja import NinjaAPI, Schema, Status
+from ninja import Schema, Status
 from ninja.errors import HttpError
 from ninja.parser import Parser
 from ninja.security import django_auth
@@ -21,6 +21,7 @@ from rallypoint.accounts import apptokens, mfa
 from rallypoint.accounts.forms import PersonForm
 from rallypoint.api.alarms import router as alarms_router
 from rallypoint.api.auth import AppTokenAuth
+from rallypoint.api.docs import DocumentedAPI, SwaggerPage
 from rallypoint.lib.text import NotText, clean_data
 from rallypoint.tenants.models import Group, Membership
 from rallypoint.tenants.roles import Perm, role_label
@@ -36,7 +37,7 @@ class CleanJsonParser(Parser):
         return clean_data(json.loads(request.body))
 
 
-api = NinjaAPI(
+api = DocumentedAPI(
     title="Rallypoint API",
     version="1",
     description="Alarm, evacuation and crisis management. A signed-in browser acts in its current site; "
@@ -49,7 +50,8 @@ api = NinjaAPI(
                 "answered 422.",
     auth=[AppTokenAuth(), django_auth],
     urls_namespace="api",
-    docs_url=None,
+    docs=SwaggerPage(),
+    docs_url="/docs",
     parser=CleanJsonParser(),
 )
 api.add_router("/v1/", alarms_router)

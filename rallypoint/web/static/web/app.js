@@ -14,6 +14,41 @@
     }
   });
 
+  /* The menu button: opens and closes the menu at phone width. Wider, the sections stand in one row; where
+   * they do not fit (long words, many sections, a narrow window) the header stays compact, with the button. */
+  var topbar = document.querySelector("[data-topbar]");
+  var menuButton = topbar && topbar.querySelector("[data-menu-button]");
+  if (menuButton) {
+    var sections = topbar.querySelector(".mainnav ul");
+    var setOpen = function (open) {
+      menuButton.setAttribute("aria-expanded", open ? "true" : "false");
+      topbar.classList.toggle("menu-open", open);
+    };
+    var fit = function () {
+      topbar.classList.remove("compact");
+      if (getComputedStyle(menuButton).display === "none" && sections.scrollWidth > sections.clientWidth + 1) {
+        topbar.classList.add("compact");
+      }
+    };
+    menuButton.addEventListener("click", function () {
+      setOpen(menuButton.getAttribute("aria-expanded") !== "true");
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && topbar.classList.contains("menu-open")) {
+        setOpen(false);
+        menuButton.focus();
+      }
+    });
+    var pending = false;
+    window.addEventListener("resize", function () {
+      if (pending) { return; }
+      pending = true;
+      window.requestAnimationFrame(function () { pending = false; fit(); });
+    });
+    if (document.fonts && document.fonts.ready) { document.fonts.ready.then(fit); }
+    fit();
+  }
+
   /* Passwords are masked; a button shows them on request (shoulder-surfing protection by default). */
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-toggle-password]");
