@@ -173,7 +173,8 @@ def people_import(request):
         try:
             text = form.cleaned_data["file"].read().decode("utf-8-sig")
         except UnicodeDecodeError:
-            errors, status = [(0, _("The file is not UTF-8 encoded text."))], 400
+            errors, status = [(0, _("The file is not UTF-8 encoded text. Save it as CSV (UTF-8) and try "
+                                    "again."))], 400
         else:
             try:
                 result = people.import_people(actor=request.user, site=request.site, text=text)
