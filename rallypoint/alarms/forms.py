@@ -110,7 +110,7 @@ class LevelForm(forms.Form):
         site = scenario.site
         self.fields["recipient_groups"].queryset = group_choices(site)
         people = self.fields["recipient_people"]
-        people.queryset = Membership.objects.for_site(site).active()
+        people.queryset = Membership.objects.for_site(site).alertable()
         people.choices = [(m.pk, m.full_name) for m in people_choices(site)]  # names are encrypted: sorted here
         others = scenario.levels.all() if level is None else scenario.levels.exclude(pk=level.pk)
         self.fields["escalate_to_level"].queryset = others

@@ -152,6 +152,8 @@ def save_level(*, actor, scenario: Scenario, level: Level | None, data: dict) ->
         raise PermissionDenied
     _check_level_data(scenario, level, data)
     people = _same_site(site, data.get("recipient_people") or [])
+    if any(m.user.is_support for m in people):
+        raise ValidationError({"recipient_people": _("The support account cannot be alerted.")})
     groups = _same_site(site, data.get("recipient_groups") or [])
     with transaction.atomic():
         scenario = _locked(scenario)
@@ -270,4 +272,5 @@ def group_choices(site: Site):
 
 
 def people_choices(site: Site) -> list[Membership]:
-    return Membership.objects.for_site(site).active().filter(user__is_support=False).by_name()
+    """The people a level can name: those an alarm may reach, by name."""
+    return Membership.objects.for_site(site).alertable().by_name()

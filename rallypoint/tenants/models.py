@@ -57,6 +57,11 @@ class MembershipQuerySet(SiteScopedQuerySet):
     def active(self):
         return self.filter(is_active=True, user__is_active=True)
 
+    def alertable(self):
+        """The people an alarm may reach: active, and not the operator's support account (it is there to
+        help set the site up, not to be alerted)."""
+        return self.active().filter(user__is_support=False)
+
     def by_name(self) -> list:
         """The rows sorted by name: names are encrypted, so this sorts in Python."""
         return sorted(self, key=lambda m: (m.full_name.casefold(), m.pk))
