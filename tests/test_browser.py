@@ -144,3 +144,8 @@ def test_the_people_filter_works_with_the_keyboard(browser, server):
     visible = page.locator("#people-table tbody tr:visible")
     expect(visible).to_have_count(1)
     expect(visible.first).to_contain_text("Lena Leitner")
+    # The matching rows are counted only while filtering; the people are counted above the list.
+    expect(page.get_by_text("1 of 7 rows match")).to_be_visible()
+    expect(page.locator("#people-summary")).to_contain_text("6 active people")
+    page.get_by_label("Filter this list").fill("")
+    expect(page.get_by_text("rows match")).to_be_hidden()

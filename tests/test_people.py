@@ -161,6 +161,34 @@ def test_only_admins_see_personal_data(world, signed_in):
         assert signed_in(role).get("/people/").status_code == 403
 
 
+def _text(html: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}"[^>]*>(.*?)</(?:p|span)>', html, re.S)
+    return re.sub(r"<[^>]+>|\s+", " ", match.group(1)).strip() if match else ""
+
+
+def test_the_home_page_and_the_people_list_count_people_alike(world, signed_in):
+    """Both count the active people: not the support account, not the deactivated (the list says so)."""
+    world.a.people[Role.GUEST].is_active = False
+    world.a.people[Role.GUEST].save()
+    # Site a: five personas and the Super-admin, one of them now deactivated, and the support account.
+    for role in (Role.ADMIN, Role.LEAD):
+        client = signed_in(role)
+        home = client.get("/").content.decode()
+        assert _text(home, "people-count-active") == "5"
+        assert "5</span><span>active people</span>" in home
+        listed = client.get("/people/").content.decode()
+        summary = _text(listed, "people-summary")
+        assert summary.startswith("5 active people"), summary
+        if role == Role.ADMIN:  # who may see deactivated people and the support account in the list
+            assert "1 deactivated" in summary and "The support account is listed too, but not counted" in summary
+            assert listed.count('name="selected"') == 7
+        else:
+            assert "deactivated" not in summary and "support" not in summary
+            assert listed.count("<tr>") - 1 == 5  # the header row and the five active people
+    german = signed_in(Role.ADMIN).get("/people/", headers={"accept-language": "de"}).content.decode()
+    assert _text(german, "people-summary").startswith("5 aktive Personen · 1 deaktiviert")
+
+
 def test_the_support_account_is_created_with_the_site_and_can_be_deleted_for_good(world, signed_in):
     support = Membership.objects.get(site=world.a.site, user__is_support=True)
     assert support.role == Role.ADMIN and not support.user.has_usable_password()

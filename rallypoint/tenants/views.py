@@ -41,7 +41,9 @@ def people_list(request):
         qs = qs.active().filter(user__is_support=False)
     people = sorted(qs, key=lambda m: (not m.is_active, m.full_name.casefold(), m.pk))
     page = Paginator(people, 200).get_page(request.GET.get("page"))
-    return render(request, "tenants/people_list.html", {"page": page})
+    # The same count as the home page's; the list may show more rows (deactivated people, support).
+    counts = Membership.objects.for_site(site).headcount()
+    return render(request, "tenants/people_list.html", {"page": page, "counts": counts})
 
 
 def _people_bulk(request):
