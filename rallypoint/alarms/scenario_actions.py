@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 
 from rallypoint.alarms.models import CHANNEL_KINDS, Alarm, AlarmRecipient, Level, Question, Scenario, ScenarioDocument
 from rallypoint.audit.actions import diff, record
+from rallypoint.notify.messages import check_template
 from rallypoint.tenants.models import Group, Membership, Site
 from rallypoint.tenants.roles import Perm, Role
 from rallypoint.tenants.scoping import require_perm
@@ -67,6 +68,10 @@ def _clean_scenario(site: Site, scenario: Scenario | None, data: dict) -> dict:
         clash = clash.exclude(pk=scenario.pk)
     if clash.exists():
         raise ValidationError({"name": _("A scenario with this name already exists.")})
+    try:
+        check_template(data["message_template"])
+    except ValidationError as exc:
+        raise ValidationError({"message_template": exc.messages}) from None
     data["instructions"] = {role: text.strip() for role, text in (data.get("instructions") or {}).items()
                             if role in Role.values and text and text.strip()}
     data["trigger_roles"] = [r for r in Role.values if r in (data.get("trigger_roles") or [])]
