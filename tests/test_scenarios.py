@@ -119,6 +119,20 @@ def test_known_placeholders_and_doubled_braces_are_kept(world, admin):
     assert Scenario.objects.get(site=world.a.site, name="Gas leak").message_template == template
 
 
+def test_channels_and_empty_choices_are_shown_in_words(world, admin):
+    scenario = fire_scenario(world.a.site, channels=("inapp", "push", "email"))
+    shown = {"en": ("App (live), Push notification, E-mail", ("No level", "No group")),
+             "de": ("App (live), Push-Benachrichtigung, E-Mail", ("Keine Stufe", "Keine Gruppe"))}
+    for language, (words, empty) in shown.items():
+        page = body(admin.get(f"/scenarios/{scenario.pk}/", headers={"accept-language": language}))
+        assert words in page and "inapp" not in page
+        level = scenario.levels.first()
+        page = body(admin.get(f"/scenarios/{scenario.pk}/levels/{level.pk}/", headers={"accept-language": language}))
+        assert "---------" not in page
+        for label in empty:
+            assert f'<option value="" selected>{label}</option>' in page
+
+
 def test_scenario_names_are_unique_in_a_site_only(world, admin):
     fire_scenario(world.a.site, name="Gas leak")
     fire_scenario(world.b.site, name="Other")
