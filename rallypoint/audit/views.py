@@ -72,8 +72,11 @@ class AuditFilterForm(forms.Form):
     object_type = forms.ChoiceField(label=_("Object"), required=False,
                                     choices=[("", _("All objects")), *OBJECT_LABELS.items()])
     actor = forms.TypedChoiceField(label=_("Changed by"), required=False, coerce=int, empty_value=None)
-    since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    # <input type="date"> takes ISO dates only, whatever the language's date format.
+    since = forms.DateField(label=_("From"), required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    until = forms.DateField(label=_("Until"), required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
 
     def __init__(self, *args, site, **kwargs):
         super().__init__(*args, **kwargs)
