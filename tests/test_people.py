@@ -175,7 +175,7 @@ def test_the_home_page_and_the_people_list_count_people_alike(world, signed_in):
         client = signed_in(role)
         home = client.get("/").content.decode()
         assert _text(home, "people-count-active") == "5"
-        assert "5</span><span>active people</span>" in home
+        assert "5</span><span>Active people</span>" in home
         listed = client.get("/people/").content.decode()
         summary = _text(listed, "people-summary")
         assert summary.startswith("5 active people"), summary
