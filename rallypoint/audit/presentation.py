@@ -42,7 +42,9 @@ def _instruction(value) -> str:
 
 
 def _seconds(value) -> str:
-    return ngettext("%(n)s second", "%(n)s seconds", int(value)) % {"n": value}
+    if not isinstance(value, int):
+        return str(value)
+    return ngettext("%(n)s second", "%(n)s seconds", value) % {"n": value}
 
 
 def _size(value) -> str:
