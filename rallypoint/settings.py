@@ -188,6 +188,8 @@ LANGUAGE_COOKIE_NAME = "rp_language"
 LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 USE_I18N = True
+# English dates in British style with the 24-hour clock (web/formats/en); German uses Django's German formats.
+FORMAT_MODULE_PATH = ["rallypoint.web.formats"]
 TIME_ZONE = env_str("RP_TIME_ZONE", "Europe/Berlin")
 USE_TZ = True
 

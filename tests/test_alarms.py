@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from rallypoint.alarms import actions, links
+from rallypoint.alarms import actions, links, scenario_actions
 from rallypoint.alarms.models import Alarm, AlarmEvent, AlarmRecipient, Level
 from rallypoint.audit.models import AuditEntry
 from rallypoint.notify import messages
@@ -38,7 +38,8 @@ def _trigger(world, scenario, role=Role.EMPLOYEE, **kwargs):
 
 
 def _active_people(site) -> set[int]:
-    return set(Membership.objects.for_site(site).active().values_list("pk", flat=True))
+    """Everyone an alarm to all roles reaches: the active people, without the support account."""
+    return set(Membership.objects.for_site(site).active().filter(user__is_support=False).values_list("pk", flat=True))
 
 
 def test_an_alarm_writes_recipients_deliveries_timeline_and_audit_in_one_go(world):
@@ -307,6 +308,60 @@ def test_escalation_can_raise_the_level_or_alert_a_group(world):
     guest = alarm2.recipients.get(membership=world.a.people[Role.GUEST])
     assert guest.group_ids == [world.a.group.pk]
     assert Delivery.objects.filter(alarm=alarm2, recipient=guest, event="escalated").count() == 2
+
+
+def _support(site) -> Membership:
+    return Membership.objects.get(site=site, user__is_support=True)
+
+
+def test_the_support_account_is_never_alerted(world, signed_in):
+    """Not by role, group or name when raised, not when the level is raised, not through an escalation
+    to a group; and the pages do not offer it as a recipient."""
+    support = _support(world.a.site)
+    assert support.role == Role.ADMIN and support.is_active
+    world.a.group.members.add(support)
+    scenario = fire_scenario(world.a.site, roles=[Role.ADMIN])
+    first, second = scenario.levels.all()
+    first.recipient_groups.add(world.a.group)
+    first.recipient_people.add(support)  # as an older version could store it
+    second.recipient_people.add(support)
+    second.recipient_groups.add(world.a.group)
+    alarm, _created = _trigger(world, scenario, Role.ADMIN)
+    assert alarm.recipients.exists()
+    assert not alarm.recipients.filter(membership=support).exists()
+    actions.raise_level(user=world.a.people[Role.ADMIN].user, alarm=alarm, level=second)
+    assert alarm.recipients.count() == len(_active_people(world.a.site))
+    assert not alarm.recipients.filter(membership=support).exists()
+
+    scenario2, level = _escalating(world, Level.Escalation.NOTIFY_GROUP, name="Gas",
+                                   escalate_to_group=world.a.group)
+    alarm2, _created = _trigger(world, scenario2)
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        assert actions.run_escalations() == 1
+    assert alarm2.recipients.filter(group_ids=[world.a.group.pk]).exists()
+    assert not alarm2.recipients.filter(membership=support).exists()
+
+    scenario3, level3 = _escalating(world, Level.Escalation.RAISE_LEVEL, name="Smoke")
+    level3.escalate_to_level = scenario3.levels.get(name="Evacuate")
+    level3.save()
+    second3 = level3.escalate_to_level
+    second3.recipient_people.add(support)
+    alarm3, _created = _trigger(world, scenario3)
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        assert actions.run_escalations() == 1
+    alarm3.refresh_from_db()
+    assert alarm3.level == second3 and alarm3.recipients.count() == len(_active_people(world.a.site))
+    assert not alarm3.recipients.filter(membership=support).exists()
+    assert not Delivery.objects.filter(recipient__membership=support).exists()
+
+    # Nobody can name it: not on the level's page, not through the action, not as a group member.
+    client = signed_in(Role.ADMIN)
+    page = client.get(f"/scenarios/{scenario.pk}/levels/{first.pk}/").content.decode()
+    assert f'name="recipient_people" value="{support.pk}"' not in page
+    with pytest.raises(ValidationError):
+        scenario_actions.save_level(actor=None, scenario=scenario, level=None, data={
+            "name": "Support", "position": 3, "channels": ["inapp"], "recipient_people": [support]})
+    assert f'name="members" value="{support.pk}"' not in client.get(f"/groups/{world.a.group.pk}/").content.decode()
 
 
 def test_answer_links_work_once_and_expire(world):

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.utils import timezone
 
+from rallypoint.accounts import mfa
+from rallypoint.alarms import actions as alarms
+from rallypoint.alarms.models import Scenario
+from rallypoint.audit import presentation
 from rallypoint.audit.actions import fingerprint, purge_expired
 from rallypoint.audit.models import AuditEntry
+from rallypoint.integrations.actions import create_api_key, record_api_key_use, revoke_api_key, rotate_api_key
 from rallypoint.ops.scheduler import JOBS, ensure_job_rows, run_due_jobs
+from rallypoint.tenants import actions as tenant_actions
+from rallypoint.tenants.models import Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
+from tests.alarm_fixtures import fire_scenario
 
 MARKERS = {"full_name": "Mxname-audit", "email": "mxmail-audit@example.org", "phone": "+49 111 222333",
            "department": "Mxdept-audit"}
@@ -104,6 +115,113 @@ def test_a_super_admin_also_sees_the_organisations_own_entries(world, signed_in)
     lead = world.a.people[Role.LEAD].user
     assert client.post("/super-admins/", {"email": lead.email}).status_code == 302
     body = client.get("/audit/", {"action": "role.granted"}).content.decode().split("<tbody>")[1]
-    assert "Role granted" in body and "superadmin" in body
+    assert "Role granted" in body and "<strong>Role</strong>: Super-admin" in body
+    assert world.a.people[Role.LEAD].full_name in body  # the object: the person, by name
     admin_view = signed_in(Role.ADMIN).get("/audit/", {"action": "role.granted"}).content.decode()
-    assert "superadmin" not in admin_view.split("<tbody>")[1]
+    assert "Super-admin" not in admin_view.split("<tbody>")[1]
+
+
+def _changes(page: str) -> list[str]:
+    """The audit page's changes as a reader sees them, one line per change."""
+    items = re.findall(r'<ul class="changes">(.*?)</ul>', page, re.S)
+    return [re.sub(r"<[^>]+>", "", li).strip() for ul in items for li in re.findall(r"<li>(.*?)</li>", ul, re.S)]
+
+
+@pytest.fixture
+def busy_site(world, signed_in):
+    """Site a after a morning's work: a person added, promoted and deactivated, a group, a scenario with a
+    level, an alarm raised on the web and ended."""
+    client = signed_in(Role.ADMIN)
+    client.post("/people/new/", {**MARKERS, "role": "employee"})
+    person = Membership.objects.filter(site=world.a.site).order_by("-pk")[0]
+    client.post(f"/people/{person.pk}/", {**MARKERS, "role": "member"})
+    client.post("/groups/new/", {"name": "Wardens", "members": [world.a.people[Role.LEAD].pk, person.pk]})
+    client.post(f"/people/{person.pk}/activation/")
+    scenario = fire_scenario(world.a.site)
+    level = scenario.levels.get(name="Evacuate")
+    client.post(f"/scenarios/{scenario.pk}/levels/{level.pk}/", {
+        "name": "Evacuate", "position": "2", "recipient_groups": [world.a.group.pk], "channels": ["inapp", "push"],
+        "requires_acceptance": "on", "escalate_below": "0", "escalate_after_seconds": "120", "escalation": ""})
+    lead = world.a.people[Role.LEAD].user
+    alarm, _created = alarms.trigger_alarm(site=world.a.site, scenario=scenario, user=lead)
+    alarms.end_alarm(user=lead, alarm=alarm, reason="Drill over")
+    return client, person
+
+
+def test_the_trail_reads_in_words_not_internal_names(world, busy_site):
+    client, person = busy_site
+    page = client.get("/audit/").content.decode()
+    changes = _changes(page)
+    lead = world.a.people[Role.LEAD]
+    for expected in ("Role: Employee → Crisis-team member", "Active: yes → no", "Support account: yes",
+                     "State: Active → Ended", "Raised through: Web app", "Reason: Drill over",
+                     f"Members: {MARKERS['full_name']}, {lead.full_name}",
+                     "Level “Evacuate” · Channels: App (live), E-mail → App (live), Push notification",
+                     "Level “Evacuate” · Groups alerted: GroupAazq",
+                     f"Name: {fingerprint(MARKERS['full_name'])}"):
+        assert expected in changes, (expected, "\n".join(changes))
+    body = page.split("<tbody>")[1]
+    for internal in ("full_name", "support_account", ": employee", "→ member", "source", ": web", "active →",
+                     "level#", "inapp", f"#{lead.pk},", "<code>"):
+        assert internal not in body, internal
+    german = _changes(client.get("/audit/", headers={"accept-language": "de"}).content.decode())
+    for expected in ("Rolle: Beschäftigte → Krisenstabsmitglied", "Aktiv: ja → nein", "Support-Konto: ja",
+                     "Zustand: Aktiv → Beendet", "Ausgelöst über: Web-App",
+                     f"Mitglieder: {MARKERS['full_name']}, {lead.full_name}",
+                     "Stufe „Evacuate“ · Kanäle: App (live), E-Mail → App (live), Push-Benachrichtigung"):
+        assert expected in german, (expected, german)
+
+
+def test_names_of_people_only_for_readers_who_may_see_personal_data(world, busy_site):
+    wardens = world.a.site.groups.get(name="Wardens")
+    entries = list(AuditEntry.objects.filter(site=world.a.site, object_type="group", object_id=str(wardens.pk)))
+    lead = world.a.people[Role.LEAD]
+    shown = presentation.look_up_names(world.a.site, entries, show_people=True)
+    hidden = presentation.look_up_names(world.a.site, entries, show_people=False)
+    [members] = [c for e in entries for c in presentation.changes_of(e, shown) if c.label == "Members"]
+    assert lead.full_name in members.new
+    [members] = [c for e in entries for c in presentation.changes_of(e, hidden) if c.label == "Members"]
+    assert lead.full_name not in members.new and f"Person #{lead.pk}" in members.new
+    # Another site's people are never named, whoever reads.
+    foreign = presentation.look_up_names(world.b.site, entries, show_people=True)
+    assert lead.full_name not in str([c.new for e in entries for c in presentation.changes_of(e, foreign)])
+
+
+def test_every_field_the_trail_holds_has_a_label(world, busy_site, settings):
+    """Everything the actions write reads in words; a new field without a label fails here."""
+    client, person = busy_site
+    scenario = Scenario.objects.get(site=world.a.site, name="Fire")
+    client.post(f"/scenarios/{scenario.pk}/", {
+        "name": "Fire", "category": "alarm", "priority": "1", "color": "#1d4ed8", "icon": "gas", "sound": "gong",
+        "message_template": "Gas at {location}.", "instruction_lead": "Call.", "trigger_roles": ["lead"],
+        "trigger_groups": [world.a.group.pk], "allow_drill": "on", "quick": "on", "is_active": "on"})
+    client.post(f"/scenarios/{scenario.pk}/questions/new/", {"text": "Smoke?", "position": "1", "answer_1": "No"})
+    client.post(f"/scenarios/{scenario.pk}/documents/", {"title": "Plan", "file": SimpleUploadedFile(
+        "plan.pdf", b"%PDF-1.7\n%%EOF\n", content_type="application/pdf")})
+    pre = scenario.levels.get(name="Pre-alarm")
+    evacuate = scenario.levels.get(name="Evacuate")
+    client.post(f"/scenarios/{scenario.pk}/levels/{pre.pk}/", {
+        "name": "Pre-alarm", "position": "1", "recipient_people": [world.a.people[Role.LEAD].pk],
+        "channels": ["inapp"], "requires_acceptance": "on", "escalate_below": "2", "escalate_after_seconds": "60",
+        "escalation": "raise_level", "escalate_to_level": evacuate.pk, "escalate_channels": ["sms"],
+        "escalate_to_group": world.a.group.pk})
+    key, _raw = create_api_key(actor=world.a.people[Role.ADMIN].user, site=world.a.site, name="Panel",
+                               scenarios=[scenario])
+    rotate_api_key(actor=None, key=key)
+    alarm, _created = alarms.trigger_alarm(site=world.a.site, scenario=scenario, api_key=key, source="api")
+    record_api_key_use(key, action="trigger", alarm_id=alarm.pk, replayed=False)
+    alarms.update_alarm(user=None, alarm=alarm, note="Hall 2", location_text="Gate")
+    alarms.raise_level(user=None, alarm=alarm, level=evacuate)
+    revoke_api_key(actor=None, key=key)
+    client.post(f"/sites/{world.a.site.pk}/", {"name": "Renamed", "time_zone": "UTC"})
+    client.get("/people/export.csv")
+    mfa.set_policy(organization=world.org_a, value="everyone", actor=None)
+    tenant_actions.grant_super_admin(actor=None, organization=world.org_a, user=world.a.people[Role.LEAD].user)
+    support = Membership.objects.get(site=world.a.site, user__is_support=True)
+    client.post(f"/people/{support.pk}/delete/")
+    entries = list(AuditEntry.objects.filter(organization=world.org_a))
+    kinds = {e.object_type for e in entries}
+    assert {"person", "user", "site", "group", "organization", "scenario", "alarm", "api_key"} <= kinds
+    assert presentation.unlabelled_fields(entries) == set()
+    for entry in entries:  # and every value reads without an error
+        presentation.changes_of(entry, presentation.look_up_names(world.a.site, [entry], show_people=True))

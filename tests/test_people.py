@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import timedelta
 
@@ -11,6 +13,7 @@ from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from rallypoint.accounts.actions import _csv_safe, _csv_unsafe
 from rallypoint.accounts.models import User, email_index
 from rallypoint.audit.models import AuditEntry
 from rallypoint.notify.models import Delivery
@@ -166,6 +169,34 @@ def test_only_admins_see_personal_data(world, signed_in):
         assert signed_in(role).get("/people/").status_code == 403
 
 
+def _text(html: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}"[^>]*>(.*?)</(?:p|span)>', html, re.S)
+    return re.sub(r"<[^>]+>|\s+", " ", match.group(1)).strip() if match else ""
+
+
+def test_the_home_page_and_the_people_list_count_people_alike(world, signed_in):
+    """Both count the active people: not the support account, not the deactivated (the list says so)."""
+    world.a.people[Role.GUEST].is_active = False
+    world.a.people[Role.GUEST].save()
+    # Site a: five personas and the Super-admin, one of them now deactivated, and the support account.
+    for role in (Role.ADMIN, Role.LEAD):
+        client = signed_in(role)
+        home = client.get("/").content.decode()
+        assert _text(home, "people-count-active") == "5"
+        assert "5</span><span>Active people</span>" in home
+        listed = client.get("/people/").content.decode()
+        summary = _text(listed, "people-summary")
+        assert summary.startswith("5 active people"), summary
+        if role == Role.ADMIN:  # who may see deactivated people and the support account in the list
+            assert "1 deactivated" in summary and "The support account is listed too, but not counted" in summary
+            assert listed.count('name="selected"') == 7
+        else:
+            assert "deactivated" not in summary and "support" not in summary
+            assert listed.count("<tr>") - 1 == 5  # the header row and the five active people
+    german = signed_in(Role.ADMIN).get("/people/", headers={"accept-language": "de"}).content.decode()
+    assert _text(german, "people-summary").startswith("5 aktive Personen · 1 deaktiviert")
+
+
 def test_the_support_account_is_created_with_the_site_and_can_be_deleted_for_good(world, signed_in):
     support = Membership.objects.get(site=world.a.site, user__is_support=True)
     assert support.role == Role.ADMIN and not support.user.has_usable_password()
@@ -222,22 +253,90 @@ def test_csv_import_rejects_files_it_cannot_read(world, signed_in, payload):
     assert response.status_code == 400
 
 
+def _problems(response) -> list[str]:
+    """The problems the import page lists, as the person reads them."""
+    assert response.status_code == 400
+    notice = response.content.decode().split('role="alert"')[1].split("</div>")[0]
+    return [re.sub(r"\s+", " ", item).strip() for item in re.findall(r"<li>(.*?)</li>", notice, re.S)]
+
+
+def test_csv_import_reports_a_row_with_more_values_than_columns_by_its_line(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    before = Membership.objects.count()
+    text = ("full_name,email,phone,department,role\n"
+            "Ida Import,ida@example.org,,,member\n"
+            "\n"
+            "Only Extra,onlyextra@example.org,,,employee,surplus\n"
+            "Trailing Empty,trailing@example.org,,,employee,,\n")
+    problems = _problems(_upload(client, text))
+    assert problems == ["Line 4: This row has 6 values, but the first line names 5 columns."]
+    assert Membership.objects.count() == before
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    (b"full_name,email\nNul Byte,nul@example.org\x00\n", "Line 2: This line contains a NUL character"),
+    (b"full_name,email\nLatin One,caf\xe9@example.org\n", "The file is not UTF-8 encoded text"),
+    (b"Ida Import,ida@example.org,,,member\n", "Line 1: The first line must name the columns: full_name, email"),
+    (b"full_name,email\nLong,long@example.org\nToo long," + b"x" * 200_000 + b"\n",
+     "Line 3: This line cannot be read as CSV"),
+    (b"full_name,email\n" + b"x,x@example.org\n" * 5001, "Line 1: At most 5000 rows can be imported at once."),
+])
+def test_csv_import_explains_a_malformed_file(world, signed_in, payload, expected):
+    client = signed_in(Role.ADMIN)
+    response = client.post("/people/import/", {"file": SimpleUploadedFile("p.csv", payload)})
+    assert _problems(response)[0].startswith(expected)
+
+
+def test_csv_import_refuses_a_file_too_big_to_be_a_list_of_people(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    payload = b"full_name,email\n" + b"x" * (5 * 1024 * 1024)
+    response = client.post("/people/import/", {"file": SimpleUploadedFile("p.csv", payload)})
+    assert response.status_code == 400
+    assert "The file is larger than 5 MB." in response.content.decode()
+
+
 def test_csv_export_has_every_person_and_defuses_formulas(world, signed_in):
     client = signed_in(Role.ADMIN)
     person = world.a.people[Role.MEMBER]
-    person.department = "=HYPERLINK(\"evil\")"
+    person.full_name = '=HYPERLINK("https://evil.example","Click")'
+    person.department = "=1+1"
+    person.phone = "+49 30 1234567"
     person.save()
+    other = world.a.people[Role.GUEST]
+    other.full_name, other.department = "@SUM(A1)", "-2+3"
+    other.save()
+    other.user.email = "=cmd@example.org"
+    other.user.save()
     response = client.get("/people/export.csv")
     assert response["Content-Type"].startswith("text/csv")
     text = response.content.decode()
-    assert text.splitlines()[0] == "full_name,email,phone,department,role,active"
-    for m in world.a.people.values():
-        assert m.user.email in text
-    assert "'=HYPERLINK" in text
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["full_name", "email", "phone", "department", "role", "active"]
+    assert {row[1] for row in rows[1:]} >= {m.user.email.replace("=", "'=") for m in world.a.people.values()}
+    for row in rows[1:]:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    member_row = next(row for row in rows if row[1] == person.user.email)
+    assert member_row[:4] == ["'=HYPERLINK(\"https://evil.example\",\"Click\")", person.user.email,
+                              "'+49 30 1234567", "'=1+1"]
     assert "support+" not in text
     assert AuditEntry.objects.filter(site=world.a.site, action="people.exported").exists()
-    # An exported file imports again unchanged.
-    assert _upload(client, text.replace("'=HYPERLINK", "=HYPERLINK")).status_code in (302, 400)
+    # The exported file imports again with nothing changed: the defused cells are read back.
+    response = _upload(client, text)
+    assert response.status_code == 302
+    assert AuditEntry.objects.filter(site=world.a.site, action="person.updated").count() == 0
+    person.refresh_from_db()
+    other.refresh_from_db()
+    assert (person.full_name, person.phone, person.department) == (
+        '=HYPERLINK("https://evil.example","Click")', "+49 30 1234567", "=1+1")
+    assert (other.full_name, other.department, other.user.email) == ("@SUM(A1)", "-2+3", "=cmd@example.org")
+
+
+def test_the_defusing_apostrophe_is_only_taken_off_what_it_defused():
+    for value in ["=1+1", "'=1+1", "''+49", "'plain", "plain", "", "'", "-", "\tx", "O'Brien"]:
+        assert _csv_unsafe(_csv_safe(value)) == value
+    assert _csv_unsafe("'+49 30 1234567") == "+49 30 1234567"  # typed so in a spreadsheet
+    assert _csv_unsafe("'plain") == "'plain"
 
 
 def test_groups_are_managed_by_admins_and_seen_by_the_crisis_team(world, signed_in):

@@ -92,6 +92,47 @@ def test_bad_scenario_input_is_explained(world, admin, field, value, message):
     assert not Scenario.objects.exists()
 
 
+@pytest.mark.parametrize(("template", "message"), [
+    ("Fire at {unknown}.", "Unknown placeholder {unknown}. The message can use {scenario}, {level}, {location}, "
+                           "{site}; for a brace itself, write it twice: {{ or }}."),
+    ("{Site}: {} {site.name} {location:>9}", "Unknown placeholders {Site}, {}, {site.name}, {location:&gt;9}."),
+    ("Fire at {site", "A brace is not closed or not opened."),
+    ("Fire} at {site}", "A brace is not closed or not opened."),
+])
+def test_a_message_with_an_unknown_placeholder_is_refused(world, admin, template, message):
+    response = admin.post("/scenarios/new/", {**SCENARIO, "message_template": template})
+    assert response.status_code == 400 and message in body(response)
+    assert not Scenario.objects.exists()
+    scenario = fire_scenario(world.a.site)
+    response = admin.post(f"/scenarios/{scenario.pk}/", {**SCENARIO, "message_template": template})
+    assert response.status_code == 400 and message in body(response)
+    scenario.refresh_from_db()
+    assert scenario.message_template == "Fire at {location}. Leave the building."
+    german = admin.post("/scenarios/new/", {**SCENARIO, "message_template": template},
+                        headers={"accept-language": "de"})
+    assert german.status_code == 400 and ("Unbekannter Platzhalter" in body(german) or "Klammer" in body(german))
+
+
+def test_known_placeholders_and_doubled_braces_are_kept(world, admin):
+    template = "{scenario} ({level}) at {site}: {location}. Code {{7}}."
+    assert admin.post("/scenarios/new/", {**SCENARIO, "message_template": template}).status_code == 302
+    assert Scenario.objects.get(site=world.a.site, name="Gas leak").message_template == template
+
+
+def test_channels_and_empty_choices_are_shown_in_words(world, admin):
+    scenario = fire_scenario(world.a.site, channels=("inapp", "push", "email"))
+    shown = {"en": ("App (live), Push notification, E-mail", ("No level", "No group")),
+             "de": ("App (live), Push-Benachrichtigung, E-Mail", ("Keine Stufe", "Keine Gruppe"))}
+    for language, (words, empty) in shown.items():
+        page = body(admin.get(f"/scenarios/{scenario.pk}/", headers={"accept-language": language}))
+        assert words in page and "inapp" not in page
+        level = scenario.levels.first()
+        page = body(admin.get(f"/scenarios/{scenario.pk}/levels/{level.pk}/", headers={"accept-language": language}))
+        assert "---------" not in page
+        for label in empty:
+            assert f'<option value="" selected>{label}</option>' in page
+
+
 def test_scenario_names_are_unique_in_a_site_only(world, admin):
     fire_scenario(world.a.site, name="Gas leak")
     fire_scenario(world.b.site, name="Other")

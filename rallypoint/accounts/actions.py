@@ -192,15 +192,71 @@ class ImportErrors(Exception):
         self.rows = rows
 
 
-def _read_csv(text: str) -> list[dict]:
+#: A spreadsheet reads a cell that starts with one of these as a formula (or as the start of one).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(value: str) -> str:
+    """Defuse spreadsheet formulas: an apostrophe before a cell that would start with a formula character.
+
+    Leading apostrophes are looked through, so that a value that really starts with "'=" keeps its
+    apostrophe on the way back (see :func:`_csv_unsafe`)."""
+    return "'" + value if value.lstrip("'").startswith(_FORMULA_STARTS) else value
+
+
+def _csv_unsafe(value: str) -> str:
+    """The value :func:`_csv_safe` defused (an apostrophe typed in a spreadsheet to keep "+49…" as text, too)."""
+    return value[1:] if value.startswith("'") and value.lstrip("'").startswith(_FORMULA_STARTS) else value
+
+
+def _csv_error(line: int, message: str) -> ImportErrors:
+    return ImportErrors([(line, message)])
+
+
+def _read_header(reader) -> list[str]:
+    header = [cell.strip() for cell in next(reader, [])]
+    if not {"full_name", "email"} <= set(header):
+        raise _csv_error(1, _("The first line must name the columns: %(columns)s")
+                         % {"columns": ", ".join(CSV_COLUMNS)})
+    return header
+
+
+def _read_csv(text: str) -> list[tuple[int, dict]]:
+    """``(line, {column: value})`` per row of a CSV text; the line is where the row starts in the file.
+
+    Raises :class:`ImportErrors` for a text that is not a readable CSV file with a header, and for rows
+    with more values than the header has columns (nothing is guessed)."""
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise _csv_error(line, _("This line contains a NUL character: the file is not a text file. Save it "
+                                 "as CSV (UTF-8) and try again."))
     sample = text[:2048]
     delimiter = ";" if sample.count(";") > sample.count(",") else ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    missing = {"full_name", "email"} - {(h or "").strip() for h in reader.fieldnames or []}
-    if missing:
-        raise ImportErrors([(1, _("The header row must contain the columns: %(columns)s")
-                             % {"columns": ", ".join(CSV_COLUMNS)})])
-    return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows, errors, line = [], [], 1
+    try:
+        header = _read_header(reader)
+        line = reader.line_num + 1
+        for record in reader:
+            start, line = line, reader.line_num + 1
+            if not any(cell.strip() for cell in record):
+                continue  # an empty line
+            if len(rows) + len(errors) >= settings.CSV_IMPORT_MAX_ROWS:
+                raise _csv_error(1, _("At most %(n)d rows can be imported at once.")
+                                 % {"n": settings.CSV_IMPORT_MAX_ROWS})
+            if any(cell.strip() for cell in record[len(header):]):
+                errors.append((start, _("This row has %(found)d values, but the first line names %(expected)d "
+                                        "columns.") % {"found": len(record), "expected": len(header)}))
+                continue
+            rows.append((start, {name: _csv_unsafe(cell.strip()) for name, cell in zip(header, record, strict=False)
+                                 if name}))
+    except csv.Error:
+        # The reader stops at the first broken line (e.g. a value longer than the reader allows).
+        raise _csv_error(reader.line_num or line, _("This line cannot be read as CSV (a value is too long or "
+                                                    "its quotes do not match).")) from None
+    if errors:
+        raise ImportErrors(errors)
+    return rows
 
 
 def import_people(*, actor, site: Site, text: str) -> dict:
@@ -211,11 +267,8 @@ def import_people(*, actor, site: Site, text: str) -> dict:
     """
     require_perm(actor, site, Perm.MANAGE_PEOPLE)
     rows = _read_csv(text)
-    if len(rows) > settings.CSV_IMPORT_MAX_ROWS:
-        limit = settings.CSV_IMPORT_MAX_ROWS
-        raise ImportErrors([(1, _("At most %(n)d rows can be imported at once.") % {"n": limit})])
     errors, cleaned, seen = [], [], set()
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         form = PersonForm({**row, "role": row.get("role") or "employee"})
         if not form.is_valid():
             for field, messages in form.errors.items():
@@ -224,13 +277,13 @@ def import_people(*, actor, site: Site, text: str) -> dict:
         if form.cleaned_data["email"] in seen:
             errors.append((line, _("This e-mail address appears twice in the file.")))
         seen.add(form.cleaned_data["email"])
-        cleaned.append(form.cleaned_data)
+        cleaned.append((line, form.cleaned_data))
     if errors:
         raise ImportErrors(errors)
     batch = uuid.uuid4()
     created = updated = 0
     with transaction.atomic():
-        for line, data in enumerate(cleaned, start=2):
+        for line, data in cleaned:
             existing = Membership.objects.for_site(site).filter(user__email_index=email_index(data["email"])).first()
             try:
                 if existing is None:
@@ -245,19 +298,17 @@ def import_people(*, actor, site: Site, text: str) -> dict:
 
 
 def export_people(*, actor, site: Site) -> str:
+    """The site's people (without the support account) as CSV, which :func:`import_people` reads back.
+
+    Every cell is defused against spreadsheet formulas (:func:`_csv_safe`)."""
     require_perm(actor, site, Perm.MANAGE_PEOPLE)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([*CSV_COLUMNS, "active"])
     people = Membership.objects.for_site(site).select_related("user").filter(user__is_support=False)
     for m in people.by_name():
-        writer.writerow([_csv_safe(m.full_name), m.user.email, _csv_safe(m.phone),
-                         _csv_safe(m.department), m.role, "yes" if m.is_active else "no"])
+        cells = [m.full_name, m.user.email, m.phone, m.department, m.role, "yes" if m.is_active else "no"]
+        writer.writerow([_csv_safe(cell) for cell in cells])
     record(actor=actor, organization=site.organization, site=site, action="people.exported",
            object_type="site", object_id=site.pk, changes={"count": [None, people.count()]})
     return out.getvalue()
-
-
-def _csv_safe(value: str) -> str:
-    """Stop spreadsheet formula injection: a cell must not start with = + - @."""
-    return "'" + value if value[:1] in {"=", "+", "-", "@"} and not value[1:2].isdigit() else value

@@ -38,5 +38,15 @@ class NewPersonForm(PersonForm):
     )
 
 
+#: Far more than the most rows an import takes (RP_CSV_IMPORT_MAX_ROWS) need; a bigger file is not read.
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+
+
 class ImportForm(forms.Form):
     file = forms.FileField(label=_("CSV file"), help_text=_("UTF-8, comma or semicolon separated."))
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_IMPORT_BYTES:
+            raise ValidationError(_("The file is larger than 5 MB."))
+        return upload

@@ -103,7 +103,8 @@ def _add_recipients(alarm: Alarm, level: Level, people: dict[int, list[int]]) ->
 
 def _named_by(level: Level) -> tuple[str, list]:
     """``(sql, params)``: the ids of the active people the level names, by role, as a person, or as a
-    member of one of its groups (the person and their account both active)."""
+    member of one of its groups (the person and their account both active; never a support account,
+    see ``MembershipQuerySet.alertable``)."""
     members_table = Group.members.through._meta.db_table
     level_groups = Level.recipient_groups.through._meta.db_table
     level_people = Level.recipient_people.through._meta.db_table
@@ -112,7 +113,7 @@ def _named_by(level: Level) -> tuple[str, list]:
     sql = (
         f"SELECT m.id FROM {Membership._meta.db_table} m "  # noqa: S608  # nosec B608 - names are ours
         f"JOIN {User._meta.db_table} u ON u.id = m.user_id "
-        f"WHERE m.site_id = %s AND m.is_active AND u.is_active "
+        f"WHERE m.site_id = %s AND m.is_active AND u.is_active AND NOT u.is_support "
         f"AND (m.role IN ({role_marks}) "
         f"     OR m.id IN (SELECT gm.membership_id FROM {members_table} gm JOIN {level_groups} lg "
         f"                 ON lg.group_id = gm.group_id WHERE lg.level_id = %s) "
@@ -474,8 +475,8 @@ def _escalate(alarm: Alarm, level: Level, accepted: int) -> None:
         raise_level(user=None, alarm=alarm, level=level.escalate_to_level, escalated=True)
         return
     if level.escalation == Level.Escalation.NOTIFY_GROUP and level.escalate_to_group_id:
-        people = {pk: [level.escalate_to_group_id] for pk in level.escalate_to_group.members.filter(
-            is_active=True, user__is_active=True).values_list("pk", flat=True)}
+        members = level.escalate_to_group.members.alertable()
+        people = {pk: [level.escalate_to_group_id] for pk in members.values_list("pk", flat=True)}
         known = set(alarm.recipients.values_list("pk", flat=True))
         data["added"] = _add_recipients(alarm, level, people)
         data["deliveries"] = _queue(alarm, _told(alarm).exclude(pk__in=known), level.channels, "escalated")

@@ -96,10 +96,11 @@ class LevelForm(forms.Form):
     escalation = forms.ChoiceField(label=_("then"), choices=Level.Escalation.choices, required=False)
     escalate_channels = forms.MultipleChoiceField(label=_("Channels to send again on"), required=False,
                                                   choices=CHANNEL_CHOICES, widget=CHECKBOXES)
+    # Needed only by the rule that uses them ("Raise to another level", "Also alert a group").
     escalate_to_level = forms.ModelChoiceField(label=_("Level to raise to"), required=False,
-                                               queryset=Level.objects.none())
+                                               queryset=Level.objects.none(), empty_label=_("No level"))
     escalate_to_group = forms.ModelChoiceField(label=_("Group to alert"), required=False,
-                                               queryset=Group.objects.none())
+                                               queryset=Group.objects.none(), empty_label=_("No group"))
 
     RECIPIENTS = ("recipient_roles", "recipient_groups", "recipient_people")
     ESCALATION = ("escalate_below", "escalate_after_seconds", "escalation", "escalate_channels",
@@ -110,7 +111,7 @@ class LevelForm(forms.Form):
         site = scenario.site
         self.fields["recipient_groups"].queryset = group_choices(site)
         people = self.fields["recipient_people"]
-        people.queryset = Membership.objects.for_site(site).active()
+        people.queryset = Membership.objects.for_site(site).alertable()
         people.choices = [(m.pk, m.full_name) for m in people_choices(site)]  # names are encrypted: sorted here
         others = scenario.levels.all() if level is None else scenario.levels.exclude(pk=level.pk)
         self.fields["escalate_to_level"].queryset = others

@@ -124,6 +124,11 @@ class Level(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def channel_labels(self) -> list[str]:
+        """The level's channels as people read them ("Push notification", not "push"), in order."""
+        labels = dict(CHANNEL_CHOICES)
+        return [str(labels.get(kind, kind)) for kind in self.channels]
+
 
 class Question(models.Model):
     """Extra information asked while triggering, with up to five preset answers."""

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 
 from rallypoint.alarms.models import CHANNEL_KINDS, Alarm, AlarmRecipient, Level, Question, Scenario, ScenarioDocument
 from rallypoint.audit.actions import diff, record
+from rallypoint.notify.messages import check_template
 from rallypoint.tenants.models import Group, Membership, Site
 from rallypoint.tenants.roles import Perm, Role
 from rallypoint.tenants.scoping import require_perm
@@ -67,6 +68,10 @@ def _clean_scenario(site: Site, scenario: Scenario | None, data: dict) -> dict:
         clash = clash.exclude(pk=scenario.pk)
     if clash.exists():
         raise ValidationError({"name": _("A scenario with this name already exists.")})
+    try:
+        check_template(data["message_template"])
+    except ValidationError as exc:
+        raise ValidationError({"message_template": exc.messages}) from None
     data["instructions"] = {role: text.strip() for role, text in (data.get("instructions") or {}).items()
                             if role in Role.values and text and text.strip()}
     data["trigger_roles"] = [r for r in Role.values if r in (data.get("trigger_roles") or [])]
@@ -152,6 +157,8 @@ def save_level(*, actor, scenario: Scenario, level: Level | None, data: dict) ->
         raise PermissionDenied
     _check_level_data(scenario, level, data)
     people = _same_site(site, data.get("recipient_people") or [])
+    if any(m.user.is_support for m in people):
+        raise ValidationError({"recipient_people": _("The support account cannot be alerted.")})
     groups = _same_site(site, data.get("recipient_groups") or [])
     with transaction.atomic():
         scenario = _locked(scenario)
@@ -270,4 +277,5 @@ def group_choices(site: Site):
 
 
 def people_choices(site: Site) -> list[Membership]:
-    return Membership.objects.for_site(site).active().filter(user__is_support=False).by_name()
+    """The people a level can name: those an alarm may reach, by name."""
+    return Membership.objects.for_site(site).alertable().by_name()

@@ -13,9 +13,10 @@ from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
+from rallypoint.audit import presentation
 from rallypoint.audit.actions import security_events_for_site
 from rallypoint.audit.models import AuditEntry, SecurityEvent
-from rallypoint.tenants.models import Group, Membership
+from rallypoint.tenants.models import Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Perm
 from rallypoint.tenants.scoping import site_permission_required
 
@@ -72,8 +73,11 @@ class AuditFilterForm(forms.Form):
     object_type = forms.ChoiceField(label=_("Object"), required=False,
                                     choices=[("", _("All objects")), *OBJECT_LABELS.items()])
     actor = forms.TypedChoiceField(label=_("Changed by"), required=False, coerce=int, empty_value=None)
-    since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    # <input type="date"> takes ISO dates only, whatever the language's date format.
+    since = forms.DateField(label=_("From"), required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    until = forms.DateField(label=_("Until"), required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
 
     def __init__(self, *args, site, **kwargs):
         super().__init__(*args, **kwargs)
@@ -110,30 +114,6 @@ def _filtered(request, form: AuditFilterForm):
     return entries
 
 
-def _object_names(site, entries) -> dict[tuple[str, str], str]:
-    """Current names of the objects on the page (looked up live: the trail stores no names)."""
-    ids = {"person": set(), "group": set()}
-    for entry in entries:
-        if entry.object_type in ids:
-            ids[entry.object_type].add(entry.object_id)
-    names = {}
-    for m in Membership.objects.for_site(site).filter(pk__in=ids["person"]):
-        names[("person", str(m.pk))] = m.full_name
-    for g in Group.objects.for_site(site).filter(pk__in=ids["group"]):
-        names[("group", str(g.pk))] = g.name
-    return names
-
-
-def _display(value) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool):
-        return str(_("yes") if value else _("no"))
-    if isinstance(value, list):
-        return ", ".join(f"#{v}" for v in value) or "—"
-    return str(value)
-
-
 @require_GET
 @site_permission_required(Perm.VIEW_AUDIT)
 def audit_list(request):
@@ -141,16 +121,18 @@ def audit_list(request):
     form = AuditFilterForm(request.GET or None, site=site)
     entries = _filtered(request, form) if request.GET else entries_for(request)
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
-    names = _object_names(site, page.object_list)
+    # Names of people only for who may see personal data (today only the roles that may read the trail).
+    show_people = Perm.VIEW_PERSONAL_DATA in request.site_perms
+    names = presentation.look_up_names(site, page.object_list, show_people=show_people)
     actors = {m.user_id: m.full_name for m in Membership.objects.for_site(site).filter(
-        user_id__in={e.actor_id for e in page.object_list})}
+        user_id__in={e.actor_id for e in page.object_list})} if show_people else {}
     rows = [{
         "entry": e,
         "actor_name": actors.get(e.actor_id) or _("User #%(id)s") % {"id": e.actor_id},
         "action": ACTION_LABELS.get(e.action, e.action),
         "object_type": OBJECT_LABELS.get(e.object_type, e.object_type),
-        "object_name": names.get((e.object_type, e.object_id), ""),
-        "changes": [(field, _display(old), _display(new)) for field, (old, new) in sorted(e.changes.items())],
+        "object_name": presentation.object_name(e, names),
+        "changes": presentation.changes_of(e, names),
     } for e in page.object_list]
     query = request.GET.copy()
     query.pop("page", None)

@@ -6,10 +6,12 @@ import dataclasses
 import string
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from rallypoint.alarms import links
 from rallypoint.alarms.models import Alarm, AlarmRecipient
@@ -18,8 +20,34 @@ from rallypoint.notify.channels.base import Message
 SHORT_LIMIT = 300
 
 
+#: The placeholders of a scenario's message, filled in by :func:`fill_template`.
+PLACEHOLDERS = ("scenario", "level", "location", "site")
+
+
+def check_template(template: str) -> None:
+    """Refuse a message text with a placeholder :func:`fill_template` does not fill (``{unknown}``,
+    ``{}``, ``{site.name}``, ``{site:>9}``) or a lone brace: the recipients would read it as it is."""
+    known = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError:
+        raise ValidationError(_("A brace is not closed or not opened. Placeholders are written like {site}; "
+                                "for a brace itself, write it twice: {{ or }}.")) from None
+    unknown: dict[str, None] = {}
+    for _literal, name, spec, conversion in parts:
+        if name is not None and (name not in PLACEHOLDERS or spec or conversion):
+            unknown["{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"] = None
+    if unknown:
+        raise ValidationError(ngettext(
+            "Unknown placeholder %(found)s. The message can use %(known)s; for a brace itself, write it twice: "
+            "{{ or }}.",
+            "Unknown placeholders %(found)s. The message can use %(known)s; for a brace itself, write it twice: "
+            "{{ or }}.", len(unknown)) % {"found": ", ".join(unknown), "known": known})
+
+
 class _Template(string.Formatter):
-    """``str.format`` that leaves unknown or malformed placeholders as they are."""
+    """``str.format`` that leaves unknown or malformed placeholders as they are (texts saved before
+    :func:`check_template` refused them)."""
 
     def get_value(self, key, args, kwargs):
         return kwargs.get(key, "{" + str(key) + "}")

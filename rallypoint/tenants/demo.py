@@ -8,6 +8,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import translation
+from django.utils.translation import pgettext
 
 from rallypoint.accounts.actions import create_person
 from rallypoint.alarms.models import Level, Question, Scenario
@@ -18,15 +20,21 @@ from rallypoint.tenants.roles import Role
 DEMO_DOMAIN = "demo.rallypoint.example"
 CREDENTIALS_FILE = "demo-credentials.txt"
 
-# (e-mail local part, name, role at headquarters or "superadmin", phone, department)
+# (e-mail local part, name, role at headquarters or "superadmin", phone)
 DEMO_PEOPLE = [
-    ("superadmin", "Sabine Oberhuber", "superadmin", "+49 30 5550100", "Management"),
-    ("admin", "Anton Adler", Role.ADMIN, "+49 30 5550101", "IT"),
-    ("lead", "Lena Leitner", Role.LEAD, "+49 30 5550102", "Safety"),
-    ("member", "Mehmet Yilmaz", Role.MEMBER, "+49 30 5550103", "Facility management"),
-    ("employee", "Emma Schneider", Role.EMPLOYEE, "+49 30 5550104", "Accounting"),
-    ("guest", "Gustav Gast", Role.GUEST, "", ""),
+    ("superadmin", "Sabine Oberhuber", "superadmin", "+49 30 5550100"),
+    ("admin", "Anton Adler", Role.ADMIN, "+49 30 5550101"),
+    ("lead", "Lena Leitner", Role.LEAD, "+49 30 5550102"),
+    ("member", "Mehmet Yilmaz", Role.MEMBER, "+49 30 5550103"),
+    ("employee", "Emma Schneider", Role.EMPLOYEE, "+49 30 5550104"),
+    ("guest", "Gustav Gast", Role.GUEST, ""),
 ]
+
+
+def _department(local: str) -> str:
+    return {"superadmin": pgettext("demo", "Management"), "admin": pgettext("demo", "IT"),
+            "lead": pgettext("demo", "Health and safety"), "member": pgettext("demo", "Facility management"),
+            "employee": pgettext("demo", "Accounting")}.get(local, "")
 
 
 def credentials_path() -> Path:
@@ -34,74 +42,95 @@ def credentials_path() -> Path:
 
 
 def seed_demo() -> list[tuple[str, str, str]] | None:
-    """Create the demo organisation unless any organisation exists. Returns (e-mail, password, role)."""
+    """Create the demo organisation unless any organisation exists. Returns (e-mail, password, role).
+
+    Written in the installation's language (``RP_LANGUAGE``): names of sites, groups, scenarios,
+    levels, questions and the messages are data, stored once, so they are seeded in the language the
+    site will mostly be used in."""
     if Organization.objects.exists():
         return None
-    logins = []
-    with transaction.atomic():
-        org = actions.create_organization(name="Demo Organisation")
-        hq = actions.create_site(actor=None, organization=org, name="Headquarters")
-        warehouse = actions.create_site(actor=None, organization=org, name="Warehouse")
-        people = {}
-        for local, name, role, phone, department in DEMO_PEOPLE:
-            password = secrets.token_urlsafe(12)
-            site_role = Role.ADMIN if role == "superadmin" else role
-            people[local] = create_person(actor=None, site=hq, data={
-                "email": f"{local}@{DEMO_DOMAIN}", "full_name": name, "role": site_role, "phone": phone,
-                "department": department})
-            user = people[local].user
-            user.set_password(password)
-            user.save(update_fields=["password"])
-            if role == "superadmin":
-                actions.grant_super_admin(actor=None, organization=org, user=user)
-            logins.append((user.email, password, role))
-        create_person(actor=None, site=warehouse, data={
-            "email": people["employee"].user.email, "full_name": people["employee"].full_name,
-            "role": Role.EMPLOYEE})
-        crisis = actions.save_group(actor=None, site=hq, group=None, name="Crisis team",
-                                    description="Leads the response to an incident.",
-                                    members=[people["lead"], people["member"], people["admin"]])
-        actions.save_group(actor=None, site=hq, group=None, name="Evacuation helpers",
-                           description="Clear their zones and report them cleared.",
-                           members=[people["member"], people["employee"]])
-        seed_demo_scenarios(hq, crisis)
+    with translation.override(settings.LANGUAGE_CODE), transaction.atomic():
+        logins = _seed()
     _write_credentials(logins)
     return logins
 
 
+def _seed() -> list[tuple[str, str, str]]:
+    logins = []
+    org = actions.create_organization(name=pgettext("demo", "Demo Organisation"))
+    hq = actions.create_site(actor=None, organization=org, name=pgettext("demo", "Headquarters"))
+    warehouse = actions.create_site(actor=None, organization=org, name=pgettext("demo", "Warehouse"))
+    people = {}
+    for local, name, role, phone in DEMO_PEOPLE:
+        password = secrets.token_urlsafe(12)
+        site_role = Role.ADMIN if role == "superadmin" else role
+        people[local] = create_person(actor=None, site=hq, data={
+            "email": f"{local}@{DEMO_DOMAIN}", "full_name": name, "role": site_role, "phone": phone,
+            "department": _department(local)})
+        user = people[local].user
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        if role == "superadmin":
+            actions.grant_super_admin(actor=None, organization=org, user=user)
+        logins.append((user.email, password, role))
+    create_person(actor=None, site=warehouse, data={
+        "email": people["employee"].user.email, "full_name": people["employee"].full_name,
+        "role": Role.EMPLOYEE})
+    crisis = actions.save_group(actor=None, site=hq, group=None, name=pgettext("demo", "Crisis team"),
+                                description=pgettext("demo", "Leads the response to an incident."),
+                                members=[people["lead"], people["member"], people["admin"]])
+    actions.save_group(actor=None, site=hq, group=None, name=pgettext("demo", "Evacuation helpers"),
+                       description=pgettext("demo", "Clear their zones and report them cleared."),
+                       members=[people["member"], people["employee"]])
+    seed_demo_scenarios(hq, crisis)
+    return logins
+
+
 def seed_demo_scenarios(site, crisis_team) -> None:
-    """A fire alarm (quick alarm, two levels, escalation), a medical emergency, a silent threat alarm."""
+    """A fire alarm (quick alarm, two levels, escalation), a medical emergency, a silent threat alarm.
+
+    Every role a level reaches has its instructions, so that no message promises what it does not carry."""
     everyone = list(Role.values)
+    leave = pgettext("demo", "Leave the building by the nearest exit and go to the assembly point. Do not use "
+                             "the lifts.")
     fire = Scenario.objects.create(
-        site=site, name="Fire", priority=1, icon=Scenario.Icon.FIRE, quick=True,
-        message_template="Fire alarm at {site}: {location}. Follow the instructions below.",
-        instructions={Role.LEAD: "Open the cockpit, call the fire brigade (112), lead the response.",
-                      Role.MEMBER: "Go to the assembly point and count people.",
-                      Role.EMPLOYEE: "Leave the building by the nearest exit. Do not use lifts.",
-                      Role.GUEST: "Leave the building by the nearest exit. Do not use lifts."})
-    evacuate = Level.objects.create(site=site, scenario=fire, position=2, name="Evacuate",
+        site=site, name=pgettext("demo", "Fire"), priority=1, icon=Scenario.Icon.FIRE, quick=True,
+        message_template=pgettext("demo", "Fire alarm at {site}: {location}."),
+        instructions={Role.ADMIN: pgettext("demo", "Leave the building by the nearest exit and report to the "
+                                                   "crisis team at the assembly point."),
+                      Role.LEAD: pgettext("demo", "Open the cockpit, call the fire brigade (112) and lead the "
+                                                  "response."),
+                      Role.MEMBER: pgettext("demo", "Go to the assembly point and count the people there."),
+                      Role.EMPLOYEE: leave, Role.GUEST: leave})
+    evacuate = Level.objects.create(site=site, scenario=fire, position=2, name=pgettext("demo", "Evacuate"),
                                     recipient_roles=everyone, channels=["inapp", "push", "email"])
-    pre = Level.objects.create(site=site, scenario=fire, position=1, name="Pre-alarm",
+    pre = Level.objects.create(site=site, scenario=fire, position=1, name=pgettext("demo", "Pre-alarm"),
                                channels=["inapp", "push", "email"], escalate_below=2, escalate_after_seconds=120,
                                escalation=Level.Escalation.RAISE_LEVEL, escalate_to_level=evacuate)
     pre.recipient_groups.add(crisis_team)
-    Question.objects.create(site=site, scenario=fire, position=1, text="Is anyone hurt?",
-                            answers=["No", "Yes", "Unknown"])
-    Question.objects.create(site=site, scenario=fire, position=2, text="Is there smoke?",
-                            answers=["No", "A little", "Heavy smoke"])
+    no, yes, unknown = pgettext("demo", "No"), pgettext("demo", "Yes"), pgettext("demo", "Unknown")
+    Question.objects.create(site=site, scenario=fire, position=1, text=pgettext("demo", "Is anyone hurt?"),
+                            answers=[no, yes, unknown])
+    Question.objects.create(site=site, scenario=fire, position=2, text=pgettext("demo", "Is there smoke?"),
+                            answers=[no, pgettext("demo", "A little"), pgettext("demo", "Heavy smoke")])
     medical = Scenario.objects.create(
-        site=site, name="Medical emergency", priority=2, icon=Scenario.Icon.MEDICAL, color="#1d4ed8",
-        sound=Scenario.Sound.GONG, message_template="Medical emergency: {location}.",
-        instructions={Role.MEMBER: "Bring the first-aid kit and the defibrillator."})
-    level = Level.objects.create(site=site, scenario=medical, position=1, name="First aid needed",
+        site=site, name=pgettext("demo", "Medical emergency"), priority=2, icon=Scenario.Icon.MEDICAL,
+        color="#1d4ed8", sound=Scenario.Sound.GONG,
+        message_template=pgettext("demo", "Medical emergency at {site}: {location}."),
+        instructions={Role.ADMIN: pgettext("demo", "Keep the way from the entrance clear for the ambulance."),
+                      Role.LEAD: pgettext("demo", "Call the ambulance (112) unless someone has, and send someone "
+                                                  "to the entrance to meet it."),
+                      Role.MEMBER: pgettext("demo", "Bring the first-aid kit and the defibrillator.")})
+    level = Level.objects.create(site=site, scenario=medical, position=1, name=pgettext("demo", "First aid needed"),
                                  channels=["inapp", "push", "email"])
     level.recipient_groups.add(crisis_team)
     threat = Scenario.objects.create(
-        site=site, name="Threat", priority=1, icon=Scenario.Icon.THREAT, color="#4a1d96", silent=True,
-        sound=Scenario.Sound.NONE, trigger_roles=everyone, allow_drill=True,
-        message_template="Threat situation at {location}. Stay where you are, lock the door, keep quiet.")
-    Level.objects.create(site=site, scenario=threat, position=1, name="Lock down", recipient_roles=everyone,
-                         channels=["inapp", "push", "email"])
+        site=site, name=pgettext("demo", "Threat"), priority=1, icon=Scenario.Icon.THREAT, color="#4a1d96",
+        silent=True, sound=Scenario.Sound.NONE, trigger_roles=everyone, allow_drill=True,
+        message_template=pgettext("demo", "Threat at {site}: {location}. Stay where you are, lock the door, keep "
+                                          "away from doors and windows and keep quiet. Wait for the all-clear."))
+    Level.objects.create(site=site, scenario=threat, position=1, name=pgettext("demo", "Lock down"),
+                         recipient_roles=everyone, channels=["inapp", "push", "email"])
 
 
 def _write_credentials(logins) -> None:

@@ -28,7 +28,8 @@ class GroupForm(forms.Form):
     def __init__(self, *args, site, **kwargs):
         super().__init__(*args, **kwargs)
         field = self.fields["members"]
-        field.queryset = Membership.objects.for_site(site).active()
+        # Groups are whom alarms reach: the support account is not offered (it is never alerted).
+        field.queryset = Membership.objects.for_site(site).alertable()
         # Names are encrypted, so the choices are sorted here rather than in the database.
         field.choices = [(m.pk, m.full_name) for m in field.queryset.by_name()]
 

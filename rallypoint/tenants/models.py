@@ -57,6 +57,20 @@ class MembershipQuerySet(SiteScopedQuerySet):
     def active(self):
         return self.filter(is_active=True, user__is_active=True)
 
+    def alertable(self):
+        """The people an alarm may reach: active, and not the operator's support account (it is there to
+        help set the site up, not to be alerted)."""
+        return self.active().filter(user__is_support=False)
+
+    def headcount(self) -> dict[str, int]:
+        """How many people, the way every page counts them (one query): ``active`` — those an alarm can
+        reach (:meth:`alertable`); ``deactivated`` — the person or their account switched off; ``support``
+        — the operator's support accounts, which are counted in neither."""
+        people, switched_on = models.Q(user__is_support=False), models.Q(is_active=True, user__is_active=True)
+        return self.aggregate(active=models.Count("pk", filter=people & switched_on),
+                              deactivated=models.Count("pk", filter=people & ~switched_on),
+                              support=models.Count("pk", filter=models.Q(user__is_support=True)))
+
     def by_name(self) -> list:
         """The rows sorted by name: names are encrypted, so this sorts in Python."""
         return sorted(self, key=lambda m: (m.full_name.casefold(), m.pk))

@@ -41,7 +41,9 @@ def people_list(request):
         qs = qs.active().filter(user__is_support=False)
     people = sorted(qs, key=lambda m: (not m.is_active, m.full_name.casefold(), m.pk))
     page = Paginator(people, 200).get_page(request.GET.get("page"))
-    return render(request, "tenants/people_list.html", {"page": page})
+    # The same count as the home page's; the list may show more rows (deactivated people, support).
+    counts = Membership.objects.for_site(site).headcount()
+    return render(request, "tenants/people_list.html", {"page": page, "counts": counts})
 
 
 def _people_bulk(request):
@@ -167,7 +169,8 @@ def people_import(request):
         try:
             text = form.cleaned_data["file"].read().decode("utf-8-sig")
         except UnicodeDecodeError:
-            errors, status = [(0, _("The file is not UTF-8 encoded text."))], 400
+            errors, status = [(0, _("The file is not UTF-8 encoded text. Save it as CSV (UTF-8) and try "
+                                    "again."))], 400
         else:
             try:
                 result = people.import_people(actor=request.user, site=request.site, text=text)

@@ -42,8 +42,7 @@ def home(request):
         context["quick_scenarios"] = [s for s in scenarios if s.quick]
         context["can_trigger"] = bool(scenarios)
     if Perm.VIEW_DIRECTORY in request.site_perms:
-        context["people_count"] = Membership.objects.for_site(request.site).active().filter(
-            user__is_support=False).count()
+        context["people_count"] = Membership.objects.for_site(request.site).headcount()["active"]
         context["group_count"] = Group.objects.for_site(request.site).count()
     return render(request, "web/home.html", context)
 

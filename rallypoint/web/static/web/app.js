@@ -80,7 +80,10 @@
         row.hidden = !match;
         if (match) { shown += 1; }
       });
-      if (count) { count.textContent = String(shown); }
+      if (count) {
+        count.textContent = String(shown);
+        count.parentElement.hidden = !needle;  /* a count of matching rows, only while filtering */
+      }
     });
   });
 })();
