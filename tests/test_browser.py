@@ -70,7 +70,7 @@ def test_admin_creates_a_person_and_finds_it_in_the_audit_trail(browser, server)
     page.get_by_label("Department", exact=True).fill("Chemistry lab")
     page.get_by_label("Role", exact=True).select_option("member")
     page.get_by_role("button", name="Add person").click()
-    expect(page.get_by_role("status")).to_contain_text("Person added and invitation sent.")
+    expect(page.get_by_role("status")).to_contain_text("Person added. The invitation e-mail is on its way.")
     page.get_by_role("link", name="Audit trail").click()
     first = page.locator("tbody tr").first
     expect(first).to_contain_text("Invitation sent")
