@@ -23,10 +23,15 @@ from rallypoint.lib.env import (
     env_str,
     parse_database_url,
 )
+from rallypoint.lib.files import PRIVATE_UMASK, make_private
 from rallypoint.lib.net import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = Path(env_str("RP_DATA_DIR", "data")).resolve()
+# Owner-only, from here on, for everything any entry point of this process creates (the database and
+# its -wal/-shm files, the e-mail outbox, keys), and for what already is in the data directory.
+os.umask(PRIVATE_UMASK)
+make_private(DATA_DIR)
 
 
 def _ensure_private_file(path: Path, make) -> str:
