@@ -1,7 +1,7 @@
 """The one settings file. Everything configurable is an ``RP_*`` environment variable.
 
 Defaults are the embedded ones: SQLite in the data directory, worker in-process,
-HTTPS with a self-signed certificate. See README.md for the full table.
+HTTPS with a certificate of a local certificate authority. See README.md for the full table.
 """
 
 from __future__ import annotations
@@ -56,8 +56,14 @@ LISTEN_HOST = env_str("RP_HOST", "127.0.0.1")
 PORT = env_int("RP_PORT", 8443, minimum=1, maximum=65535)
 REDIRECT_PORT = env_int("RP_REDIRECT_PORT", 8000, minimum=0, maximum=65535)
 TLS = env_bool("RP_TLS", True)
-TLS_CERT_FILE = env_str("RP_TLS_CERT_FILE", str(DATA_DIR / "tls" / "cert.pem"))
-TLS_KEY_FILE = env_str("RP_TLS_KEY_FILE", str(DATA_DIR / "tls" / "key.pem"))
+TLS_DIR = DATA_DIR / "tls"
+TLS_CERT_FILE = env_str("RP_TLS_CERT_FILE", "")
+TLS_KEY_FILE = env_str("RP_TLS_KEY_FILE", "")
+# Without a certificate of the operator's own, the server's is signed by a certificate authority of this
+# installation, made on first start in TLS_DIR (lib/tls.py).
+TLS_LOCAL_CA = not (TLS_CERT_FILE or TLS_KEY_FILE)
+TLS_CERT_FILE = TLS_CERT_FILE or str(TLS_DIR / "cert.pem")
+TLS_KEY_FILE = TLS_KEY_FILE or str(TLS_DIR / "key.pem")
 BEHIND_PROXY = env_bool("RP_BEHIND_PROXY", False)
 # A host name, not an address: browsers accept passkeys (WebAuthn) only for names. localhost is 127.0.0.1.
 BASE_URL = env_str("RP_BASE_URL", f"https://localhost:{PORT}").rstrip("/")

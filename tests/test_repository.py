@@ -15,7 +15,7 @@ SECRET_SHAPES = [
     re.compile(rb'"index_key"\s*:\s*"[A-Za-z0-9_\-+/=]{40,}"'),
     re.compile(rb"RP_(?:SECRET_KEY|ENCRYPTION_KEYS|ENCRYPTION_INDEX_KEY|SMTP_PASSWORD)=[A-Za-z0-9_\-+/=:]{24,}"),
 ]
-FORBIDDEN_NAMES = {"secret_key", "keyring.json", "key.pem", "demo-credentials.txt"}
+FORBIDDEN_NAMES = {"secret_key", "keyring.json", "key.pem", "ca-key.pem", "demo-credentials.txt"}
 
 
 def tracked_files() -> list[Path]:
