@@ -69,6 +69,9 @@ BEHIND_PROXY = env_bool("RP_BEHIND_PROXY", False)
 BASE_URL = env_str("RP_BASE_URL", f"https://localhost:{PORT}").rstrip("/")
 RUN_WORKER_IN_PROCESS = env_bool("RP_WORKER_IN_PROCESS", True)
 DEMO = env_bool("RP_DEMO", True)
+# What `rallypoint setup` does not have to ask for (its options take precedence).
+SETUP = {"organization": env_str("RP_SETUP_ORGANIZATION", ""), "site": env_str("RP_SETUP_SITE", ""),
+         "full_name": env_str("RP_SETUP_NAME", ""), "email": env_str("RP_SETUP_EMAIL", "")}
 
 ALLOWED_HOSTS = env_list("RP_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("RP_CSRF_TRUSTED_ORIGINS", [BASE_URL])
