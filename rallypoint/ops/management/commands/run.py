@@ -8,6 +8,7 @@ from rallypoint.lib.tls import ensure_local_certificates, trust_instructions
 from rallypoint.ops.server import serve
 from rallypoint.tenants.demo import read_credentials, seed_demo
 from rallypoint.tenants.management.commands.demo import print_credentials
+from rallypoint.tenants.models import Organization
 
 
 class Command(BaseCommand):
@@ -21,6 +22,9 @@ class Command(BaseCommand):
             rows = seed_demo() or read_credentials()
             if rows:
                 print_credentials(self.stdout, rows)
+        if not Organization.objects.exists():
+            self.stdout.write("No organisation yet: create it, its first site and its Super-admin with "
+                              "`rallypoint setup`.")
         self.stdout.write(f"Rallypoint serves {settings.BASE_URL}/ (listening on {settings.LISTEN_HOST}:"
                           f"{settings.PORT}) — stop with Ctrl-C.")
         self.stdout.flush()
