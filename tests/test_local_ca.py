@@ -152,3 +152,11 @@ def test_the_trust_instructions_name_the_file_for_every_platform(tmp_path):
     for platform in ("Debian, Ubuntu:", "Fedora:", "macOS:", "Windows:", "Chrome on Linux:", "Firefox on Linux:"):
         assert platform in text
     assert f"-i {tls_dir / 'ca.pem'}" in text and "update-ca-certificates" in text
+
+
+def test_host_patterns_are_no_names_and_repeated_names_count_once(tmp_path):
+    tls_dir = tmp_path / "tls"
+    tls.ensure_local_certificates(tls_dir, ["*", ".example.org", "LocalHost", "localhost", "127.0.0.1"])
+    leaf = load(tls_dir / "cert.pem")
+    assert names(leaf) == {x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))}
+    verify(tls_dir, leaf, x509.DNSName("localhost"))

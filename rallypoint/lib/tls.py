@@ -132,12 +132,15 @@ def _names(hosts: list[str]) -> tuple[list[str], list[ipaddress.IPv4Address | ip
     """Host names and addresses of ``RP_ALLOWED_HOSTS``; Django's patterns (``.example.org``, ``*``) are no names."""
     dns, ips = [], []
     for host in hosts:
-        host = host.strip().strip("[]")
+        host = host.strip().strip("[]").lower()
         try:
-            ips.append(ipaddress.ip_address(host))
+            address = ipaddress.ip_address(host)
         except ValueError:
-            if host and not host.startswith(".") and "*" not in host:
-                dns.append(host.lower())
+            if host and not host.startswith(".") and "*" not in host and host not in dns:
+                dns.append(host)
+            continue
+        if address not in ips:
+            ips.append(address)
     return dns, ips
 
 

@@ -1,4 +1,5 @@
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management import call_command
@@ -40,7 +41,9 @@ class Command(BaseCommand):
                     raise CommandError(f"{variable}: {path} is not a file (RP_TLS_CERT_FILE and RP_TLS_KEY_FILE "
                                        "name your certificate and its key; leave both unset for a local one)")
             return
-        local = ensure_local_certificates(settings.TLS_DIR, settings.ALLOWED_HOSTS)
+        # The names the server answers to, and the one in links (the only one when RP_ALLOWED_HOSTS is "*").
+        hosts = [*settings.ALLOWED_HOSTS, urlsplit(settings.BASE_URL).hostname or "localhost"]
+        local = ensure_local_certificates(settings.TLS_DIR, hosts)
         for note in local.notes:
             self.stdout.write(note)
         if local.served:
