@@ -1,7 +1,7 @@
 """The one settings file. Everything configurable is an ``RP_*`` environment variable.
 
 Defaults are the embedded ones: SQLite in the data directory, worker in-process,
-HTTPS with a self-signed certificate. See README.md for the full table.
+HTTPS with a certificate of a local certificate authority. See README.md for the full table.
 """
 
 from __future__ import annotations
@@ -23,10 +23,15 @@ from rallypoint.lib.env import (
     env_str,
     parse_database_url,
 )
+from rallypoint.lib.files import PRIVATE_UMASK, make_private
 from rallypoint.lib.net import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = Path(env_str("RP_DATA_DIR", "data")).resolve()
+# Owner-only, from here on, for everything any entry point of this process creates (the database and
+# its -wal/-shm files, the e-mail outbox, keys), and for what already is in the data directory.
+os.umask(PRIVATE_UMASK)
+make_private(DATA_DIR)
 
 
 def _ensure_private_file(path: Path, make) -> str:
@@ -51,13 +56,22 @@ LISTEN_HOST = env_str("RP_HOST", "127.0.0.1")
 PORT = env_int("RP_PORT", 8443, minimum=1, maximum=65535)
 REDIRECT_PORT = env_int("RP_REDIRECT_PORT", 8000, minimum=0, maximum=65535)
 TLS = env_bool("RP_TLS", True)
-TLS_CERT_FILE = env_str("RP_TLS_CERT_FILE", str(DATA_DIR / "tls" / "cert.pem"))
-TLS_KEY_FILE = env_str("RP_TLS_KEY_FILE", str(DATA_DIR / "tls" / "key.pem"))
+TLS_DIR = DATA_DIR / "tls"
+TLS_CERT_FILE = env_str("RP_TLS_CERT_FILE", "")
+TLS_KEY_FILE = env_str("RP_TLS_KEY_FILE", "")
+# Without a certificate of the operator's own, the server's is signed by a certificate authority of this
+# installation, made on first start in TLS_DIR (lib/tls.py).
+TLS_LOCAL_CA = not (TLS_CERT_FILE or TLS_KEY_FILE)
+TLS_CERT_FILE = TLS_CERT_FILE or str(TLS_DIR / "cert.pem")
+TLS_KEY_FILE = TLS_KEY_FILE or str(TLS_DIR / "key.pem")
 BEHIND_PROXY = env_bool("RP_BEHIND_PROXY", False)
 # A host name, not an address: browsers accept passkeys (WebAuthn) only for names. localhost is 127.0.0.1.
 BASE_URL = env_str("RP_BASE_URL", f"https://localhost:{PORT}").rstrip("/")
 RUN_WORKER_IN_PROCESS = env_bool("RP_WORKER_IN_PROCESS", True)
 DEMO = env_bool("RP_DEMO", True)
+# What `rallypoint setup` does not have to ask for (its options take precedence).
+SETUP = {"organization": env_str("RP_SETUP_ORGANIZATION", ""), "site": env_str("RP_SETUP_SITE", ""),
+         "full_name": env_str("RP_SETUP_NAME", ""), "email": env_str("RP_SETUP_EMAIL", "")}
 
 ALLOWED_HOSTS = env_list("RP_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("RP_CSRF_TRUSTED_ORIGINS", [BASE_URL])

@@ -31,8 +31,9 @@ def browser():
 
 
 def _self_signed(message) -> bool:
-    """Chromium's own complaint that it will not load the service worker from a server with a self-signed
-    certificate (every test server has one; push.js catches the failure and the app works without it).
+    """Chromium's own complaint that it will not load the service worker from a server whose certificate it
+    does not trust (every test server's local authority is unknown to it; push.js catches the failure, says so
+    on My account, and the app works without it).
     tests/test_browser_push.py launches Chromium trusting the test certificate and checks the worker.
     When the page navigates on while that fetch is still refused, Chromium words it as an unknown error."""
     return message.text in ("An SSL certificate error occurred when fetching the script.",

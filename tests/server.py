@@ -96,8 +96,10 @@ def run_server(tmp_path: Path, extra_env: dict | None = None, database_url: str 
     if database_url:
         env["RP_DATABASE_URL"] = database_url
     with log.open("wb") as out:
+        # umask 022, as from a login shell (this test process has Rallypoint's own 077 by now): the server
+        # must make its files owner-only itself.
         process = subprocess.Popen([sys.executable, "-m", "rallypoint", "run"], env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, cwd=tmp_path)
+                                   stderr=subprocess.STDOUT, cwd=tmp_path, umask=0o022)
     server = RunningServer(process, f"https://{host}:{port}", f"http://127.0.0.1:{redirect_port}",
                            data_dir, log)
     try:

@@ -16,7 +16,8 @@ profile without a connection to Google's push service. So:
 
 Chromium refuses to register a service worker from a server with a certificate
 error, even with ``ignore_https_errors``: this browser trusts exactly the test
-server's self-signed certificate (``--ignore-certificate-errors-spki-list``).
+server's certificate (``--ignore-certificate-errors-spki-list``; tests/test_browser_local_ca.py trusts
+the local certificate authority instead, as a person would).
 A tap on a notification cannot be simulated in headless Chromium (no CDP method
 clicks a notification), so the ``notificationclick`` handler is not run here.
 """
@@ -63,7 +64,7 @@ def server(tmp_path_factory, push_service):
 
 
 def trusting(server) -> list[str]:
-    """Chromium's flags, plus trust in exactly this server's self-signed certificate."""
+    """Chromium's flags, plus trust in exactly this server's certificate."""
     cert = x509.load_pem_x509_certificate((server.data_dir / "tls" / "cert.pem").read_bytes())
     spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()

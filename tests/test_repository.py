@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ SECRET_SHAPES = [
     re.compile(rb'"index_key"\s*:\s*"[A-Za-z0-9_\-+/=]{40,}"'),
     re.compile(rb"RP_(?:SECRET_KEY|ENCRYPTION_KEYS|ENCRYPTION_INDEX_KEY|SMTP_PASSWORD)=[A-Za-z0-9_\-+/=:]{24,}"),
 ]
-FORBIDDEN_NAMES = {"secret_key", "keyring.json", "key.pem", "demo-credentials.txt"}
+FORBIDDEN_NAMES = {"secret_key", "keyring.json", "key.pem", "ca-key.pem", "demo-credentials.txt"}
 
 
 def tracked_files() -> list[Path]:
@@ -40,3 +41,19 @@ def test_no_key_file_or_secret_is_checked_in():
 def test_the_data_directory_is_ignored():
     ignored = (ROOT / ".gitignore").read_text()
     assert "/data/" in ignored and "/.test-data/" in ignored
+
+
+def test_the_licence_text_is_there_and_named_the_way_packaging_tools_read_it():
+    """pyproject.toml says AGPL-3.0-or-later: the full text ships with the code and in the wheel (``license-files``),
+    and the licence is an SPDX string, not the table that setuptools deprecates (a warning at every install)."""
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    title, version = text.lstrip().splitlines()[:2]
+    assert (title, version.strip()) == ("GNU AFFERO GENERAL PUBLIC LICENSE", "Version 3, 19 November 2007")
+    assert "15. Disclaimer of Warranty." in text and text.rstrip().endswith("<http://www.gnu.org/licenses/>.")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert config["project"]["license"] == "AGPL-3.0-or-later"
+    assert config["project"]["license-files"] == ["LICENSE"]
+    (setuptools,) = [r for r in config["build-system"]["requires"] if r.startswith("setuptools")]
+    lower = re.match(r"setuptools>=(\d+)", setuptools)
+    assert lower and int(lower[1]) >= 77, setuptools
+    assert "[LICENSE](LICENSE)" in (ROOT / "README.md").read_text(encoding="utf-8")

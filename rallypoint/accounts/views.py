@@ -23,7 +23,7 @@ from rallypoint.accounts import apptokens, mfa, pow, throttle
 from rallypoint.accounts.messages import PASSWORD_RESET
 from rallypoint.accounts.models import AppToken, User
 from rallypoint.accounts.sessions import active_sessions, end_sessions
-from rallypoint.accounts.tokens import password_links
+from rallypoint.accounts.tokens import AnyPasswordLink
 from rallypoint.audit.actions import record_security_event, request_ip
 from rallypoint.audit.models import SecurityEvent
 from rallypoint.notify import outbox
@@ -128,7 +128,7 @@ class SetPasswordView(ProofOfWorkMixin, auth_views.PasswordResetConfirmView):
 
     template_name = "accounts/set_password.html"
     success_url = reverse_lazy("accounts:login")
-    token_generator = password_links
+    token_generator = AnyPasswordLink()
 
     def post(self, request, *args, **kwargs):
         if not self.validlink:  # dispatch() found no valid link: the page says so

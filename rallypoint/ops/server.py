@@ -13,6 +13,7 @@ import uvicorn
 from django.conf import settings
 
 from rallypoint.lib.sqlite3.base import start_checkpointer
+from rallypoint.lib.tls import restrict_groups
 from rallypoint.notify.worker import DeliveryWorker
 from rallypoint.ops import scheduler
 from rallypoint.realtime.wsprotocol import StreamProtocol
@@ -34,6 +35,7 @@ class _TLSConfig(uvicorn.Config):
             # TLS 1.2 with forward secrecy and AEAD only (no CBC suites); TLS 1.3 suites are all AEAD.
             self.ssl.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
             self.ssl.options |= ssl.OP_NO_COMPRESSION
+            restrict_groups(self.ssl)  # key exchange: X25519, P-256, P-384 only
 
 
 async def redirect_app(scope, receive, send):

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from rallypoint.accounts.actions import create_person
 from rallypoint.accounts.models import User
 from rallypoint.audit.actions import diff, record, record_security_event
 from rallypoint.audit.models import SecurityEvent
@@ -28,6 +29,24 @@ def _is_super_admin(user, organization: Organization) -> bool:
 
 def create_organization(*, name: str) -> Organization:
     return Organization.objects.create(name=name.strip())
+
+
+def set_up_organization(*, name: str, site_name: str, time_zone: str, email: str, full_name: str) -> Membership:
+    """An organisation with its first site and first Super-admin, who is also that site's Administrator.
+
+    Done by the system (``rallypoint setup``), in one transaction. An existing account with this
+    e-mail (from another organisation) gets the membership and the role; nothing else of it changes.
+    Returns the Super-admin's membership.
+    """
+    if Organization.objects.filter(name=name.strip()).exists():
+        raise ValidationError({"organization": _("An organisation with this name already exists.")})
+    with transaction.atomic():
+        organization = create_organization(name=name)
+        site = create_site(actor=None, organization=organization, name=site_name, time_zone=time_zone)
+        membership = create_person(actor=None, site=site, data={"email": email, "full_name": full_name,
+                                                                 "role": Role.ADMIN})
+        grant_super_admin(actor=None, organization=organization, user=membership.user)
+    return membership
 
 
 def create_site(*, actor, organization: Organization, name: str, time_zone: str = "Europe/Berlin") -> Site:

@@ -16,6 +16,22 @@ class SiteForm(forms.Form):
                                   initial="Europe/Berlin")
 
 
+class SetupForm(forms.Form):
+    """What ``rallypoint setup`` needs: the organisation, its first site and its first Super-admin.
+
+    The limits are those of the models and of the site and person forms.
+    """
+
+    organization = forms.CharField(label=_("Organisation"), max_length=120)
+    site = forms.CharField(label=_("First site"), max_length=120)
+    time_zone = forms.ChoiceField(label=_("Time zone of the site"), choices=[(z, z) for z in TIME_ZONES])
+    full_name = forms.CharField(label=_("Super-admin's name"), max_length=150)
+    email = forms.EmailField(label=_("Super-admin's e-mail address"), max_length=254)
+
+    def clean_email(self) -> str:
+        return self.cleaned_data["email"].strip().lower()
+
+
 class GroupForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=120)
     description = forms.CharField(label=_("Description"), max_length=500, required=False,

@@ -4,17 +4,33 @@
  * The button carries the URLs (data-key-url, data-subscribe-url, data-unsubscribe-url) and all texts
  * (data-text-*, data-label-*), translated by the template. Requests carry the CSRF token of the
  * button's form (the CSRF cookie is HttpOnly). No inline scripts (CSP).
+ *
+ * The button stays hidden until the service worker runs. When it cannot (a page not opened over HTTPS,
+ * a certificate the browser does not trust, a browser without service workers or push), the state line
+ * says why instead.
  */
 (function () {
   "use strict";
-  if (!("serviceWorker" in navigator) || !window.isSecureContext) { return; }
-
-  var registered = navigator.serviceWorker.register("/sw.js", { scope: "/" });
   var button = document.querySelector("[data-push-toggle]");
-  if (!button) { registered.catch(function () { /* the app works without it */ }); return; }
-
-  var section = button.closest("[data-push-section]") || button;
   var state = document.querySelector("[data-push-state]");
+
+  function unavailable(textKey) {
+    if (!button) { return; }
+    button.hidden = true;
+    if (state) { state.textContent = button.dataset[textKey] || ""; }
+    button.dataset.pushState = textKey.replace(/^text/, "").toLowerCase();
+  }
+
+  if (!window.isSecureContext) { unavailable("textInsecure"); return; }
+  if (!("serviceWorker" in navigator)) { unavailable("textUnsupported"); return; }
+  var registered = navigator.serviceWorker.register("/sw.js", { scope: "/" });
+  if (!button) { registered.catch(function () { /* the app works without it */ }); return; }
+  if (!("PushManager" in window) || !("Notification" in window)) {
+    registered.catch(function () { /* nothing to offer either way */ });
+    unavailable("textUnsupported");
+    return;
+  }
+
   var subscribed = false;
 
   function ServerMessage(text) { this.text = text; }
@@ -102,15 +118,16 @@
     button.disabled = false;
   }
 
-  if (!("PushManager" in window) || !("Notification" in window)) {
-    section.hidden = false;
-    show("textUnsupported", false);
-    button.hidden = true;
-    return;
+  /* A secure context whose service worker is refused: almost always a certificate error that the person
+   * clicked through (the browser then loads pages, but never a service worker). */
+  function refused(problem) {
+    unavailable(problem && problem.name === "SecurityError" ? "textUntrusted" : "textUnavailable");
+    return null;
   }
 
-  registered.then(function () { return navigator.serviceWorker.ready; }).then(function (registration) {
-    section.hidden = false;
+  registered.then(function () { return navigator.serviceWorker.ready; }, refused).then(function (registration) {
+    if (!registration) { return null; }
+    button.hidden = false;
     button.addEventListener("click", function () {
       button.disabled = true;
       (subscribed ? unsubscribe(registration) : subscribe(registration)).then(function () {
