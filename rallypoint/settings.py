@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "ninja",  # its copy of Swagger UI, served from our static files for /api/docs (no CDN)
     "rallypoint.accounts",
     "rallypoint.tenants",
+    "rallypoint.people",
     "rallypoint.audit",
     "rallypoint.ops",
     "rallypoint.alarms",

@@ -14,8 +14,9 @@ from django.core import mail
 
 from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.accounts.models import User
+from rallypoint.people.models import Group, Membership
 from rallypoint.tenants import actions, encryption
-from rallypoint.tenants.models import Group, Membership, Organization, Site
+from rallypoint.tenants.models import Organization, Site
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
 
 # Users are created without a password (hashing with Argon2 costs time); tests that sign in

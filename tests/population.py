@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.hashers import make_password
 
 from rallypoint.accounts.models import User, email_index
-from rallypoint.tenants.models import Membership, Site
+from rallypoint.people.models import Membership
+from rallypoint.tenants.models import Site
 from rallypoint.tenants.roles import Role
 
 BATCH = 1000

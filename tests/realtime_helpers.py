@@ -40,11 +40,12 @@ from rallypoint.accounts.sessions import HANDLE, SIGNED_IN_AT, SessionStore
 from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms.models import Alarm, AlarmRecipient, Scenario
 from rallypoint.integrations.actions import create_api_key
+from rallypoint.people.models import Membership
 from rallypoint.realtime import events, hub
 from rallypoint.realtime.models import StreamEvent
 from rallypoint.tenants import actions as tenant_actions
 from rallypoint.tenants.middleware import SESSION_KEY as SITE_KEY
-from rallypoint.tenants.models import Membership, Site
+from rallypoint.tenants.models import Site
 from rallypoint.tenants.roles import Role
 from tests.alarm_fixtures import fire_scenario
 from tests.population import add_people

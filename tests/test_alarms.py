@@ -18,9 +18,9 @@ from rallypoint.audit.models import AuditEntry
 from rallypoint.notify import messages
 from rallypoint.notify.models import Delivery, time_ordered_key
 from rallypoint.notify.worker import DeliveryWorker, claim
+from rallypoint.people.models import Group, Membership
 from rallypoint.realtime import hub
 from rallypoint.realtime.models import StreamEvent
-from rallypoint.tenants.models import Group, Membership
 from rallypoint.tenants.roles import Role
 from tests.alarm_fixtures import fire_scenario
 

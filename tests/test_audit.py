@@ -18,8 +18,8 @@ from rallypoint.audit.actions import fingerprint, purge_expired
 from rallypoint.audit.models import AuditEntry
 from rallypoint.integrations.actions import create_api_key, record_api_key_use, revoke_api_key, rotate_api_key
 from rallypoint.ops.scheduler import JOBS, ensure_job_rows, run_due_jobs
+from rallypoint.people.models import Membership
 from rallypoint.tenants import actions as tenant_actions
-from rallypoint.tenants.models import Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
 from tests.alarm_fixtures import fire_scenario
 

@@ -13,8 +13,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from rallypoint.accounts.models import User
+from rallypoint.people.models import Membership
 from rallypoint.tenants import actions
-from rallypoint.tenants.models import Membership
 from tests.browser import PHONE, screenshot
 from tests.conftest import PASSWORD
 

@@ -13,8 +13,9 @@ from rallypoint.alarms import actions
 from rallypoint.alarms.models import Alarm, Level, Question, Scenario
 from rallypoint.notify import messages
 from rallypoint.notify.messages import check_template
+from rallypoint.people.models import Group, Membership
 from rallypoint.tenants.demo import DEMO_DOMAIN, seed_demo
-from rallypoint.tenants.models import Group, Membership, Organization, Site
+from rallypoint.tenants.models import Organization, Site
 
 #: What the demo is called in each language (a sample of every kind of text it seeds).
 WORDS = {

@@ -26,7 +26,7 @@ from rallypoint.alarms.models import Alarm
 from rallypoint.asgi import application
 from rallypoint.integrations import actions as key_actions
 from rallypoint.lib.jsonlog import JsonFormatter, RedactionFilter, redact
-from rallypoint.tenants.models import Membership
+from rallypoint.people.models import Membership
 from rallypoint.tenants.roles import Role
 from tests.alarm_fixtures import fire_scenario
 from tests.realtime_helpers import Control, StreamClient, control_env, trigger_via_api

@@ -15,8 +15,8 @@ from rallypoint.accounts.mfa_models import TotpDevice
 from rallypoint.accounts.models import User, email_index
 from rallypoint.audit.models import SecurityEvent
 from rallypoint.lib.crypto import DecryptionError, key_id_of
+from rallypoint.people.models import Membership
 from rallypoint.tenants import encryption
-from rallypoint.tenants.models import Membership
 from rallypoint.tenants.roles import Role
 from tests.conftest import PASSWORD
 from tests.pow import pow_field

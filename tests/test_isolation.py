@@ -27,7 +27,8 @@ from rallypoint.audit.actions import home_organization
 from rallypoint.audit.models import AuditEntry, SecurityEvent
 from rallypoint.integrations.models import ApiKey
 from rallypoint.notify.models import PushSubscription
-from rallypoint.tenants.models import Group, Membership, Site, SuperAdmin
+from rallypoint.people.models import Group, Membership
+from rallypoint.tenants.models import Site, SuperAdmin
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
 from tests.alarm_fixtures import fire_scenario
 

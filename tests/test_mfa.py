@@ -21,7 +21,7 @@ from rallypoint.accounts import mfa, throttle
 from rallypoint.accounts.mfa_models import OrganizationSecurity, Passkey, RecoveryCode, TotpDevice
 from rallypoint.accounts.models import UserSession
 from rallypoint.audit.models import AuditEntry, SecurityEvent
-from rallypoint.tenants.models import Membership
+from rallypoint.people.models import Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
 from tests.conftest import PASSWORD
 from tests.pow import pow_field

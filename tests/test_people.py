@@ -17,7 +17,7 @@ from rallypoint.accounts.actions import _csv_safe, _csv_unsafe
 from rallypoint.accounts.models import User, email_index
 from rallypoint.audit.models import AuditEntry
 from rallypoint.notify.models import Delivery
-from rallypoint.tenants.models import Membership
+from rallypoint.people.models import Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
 from tests.pow import pow_field
 from tests.server import free_port

@@ -27,7 +27,8 @@ from django.utils import timezone
 
 from rallypoint.accounts.models import User
 from rallypoint.accounts.tokens import AnyPasswordLink, password_links, setup_links
-from rallypoint.tenants.models import Membership, Organization, SuperAdmin
+from rallypoint.people.models import Membership
+from rallypoint.tenants.models import Organization, SuperAdmin
 from rallypoint.tenants.roles import Role
 from tests.server import fresh_database, run_server
 from tests.webclient import WebClient

@@ -1,6 +1,6 @@
 """Changes to the people of a site: create, invite, edit, (de)activate, import, export.
 
-A person at a site is a :class:`~rallypoint.tenants.models.Membership` (name,
+A person at a site is a :class:`~rallypoint.people.models.Membership` (name,
 role, phone, department) of a :class:`~rallypoint.accounts.models.User` (the
 e-mail they sign in with). Every function checks permission and writes its audit entries in the
 same transaction as the change.
@@ -25,7 +25,8 @@ from rallypoint.accounts.sessions import end_sessions
 from rallypoint.audit.actions import diff, record, record_security_event
 from rallypoint.audit.models import SecurityEvent
 from rallypoint.notify import outbox
-from rallypoint.tenants.models import Membership, Site, SuperAdmin
+from rallypoint.people.models import Membership
+from rallypoint.tenants.models import Site, SuperAdmin
 from rallypoint.tenants.roles import Perm
 from rallypoint.tenants.scoping import require_perm
 

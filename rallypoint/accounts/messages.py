@@ -19,10 +19,10 @@ from rallypoint.audit.actions import home_organization
 from rallypoint.audit.models import SecurityEvent
 from rallypoint.notify.channels.base import Address, Message, TransportError
 from rallypoint.notify.kinds import MessageKind, register
-from rallypoint.tenants.models import Membership
+from rallypoint.people.models import Membership
 
 INVITATION = "account.invitation"
-PASSWORD_RESET = "account.password_reset"
+PASSWORD_RESET = "account.password_reset"  # nosec B105 - the name of a kind of message, no password
 SITE_ACCESS = "account.site_access"
 GONE = TransportError("the person or account is no longer active", permanent=True)
 

@@ -67,7 +67,8 @@ from rallypoint.accounts.models import User
 from rallypoint.accounts.sessions import SIGNED_IN_AT
 from rallypoint.audit.actions import diff, record, record_security_event
 from rallypoint.audit.models import SecurityEvent
-from rallypoint.tenants.models import Membership, SuperAdmin
+from rallypoint.people.models import Membership
+from rallypoint.tenants.models import SuperAdmin
 from rallypoint.tenants.roles import Role
 
 Kind = SecurityEvent.Kind

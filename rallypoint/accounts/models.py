@@ -1,7 +1,7 @@
 """Users: a login identity (e-mail, password, language) and nothing more.
 
 All other personal data (name, phone, department) and the role live on
-:class:`rallypoint.tenants.models.Membership`: each site keeps its own, so an
+:class:`rallypoint.people.models.Membership`: each site keeps its own, so an
 administrator who adds an existing e-mail to their site learns nothing that
 another site stored about that person.
 """

@@ -27,9 +27,10 @@ from rallypoint.alarms.models import Alarm, AlarmEvent, AlarmRecipient, Level, S
 from rallypoint.audit.actions import record
 from rallypoint.lib.bulk import insert_rows
 from rallypoint.notify.models import Delivery, time_ordered_key_sql
+from rallypoint.people.models import Group, Membership
 from rallypoint.realtime import events
 from rallypoint.realtime.models import StreamEvent
-from rallypoint.tenants.models import Group, Membership, Site
+from rallypoint.tenants.models import Site
 from rallypoint.tenants.roles import SUPER_ADMIN, Perm, Role
 from rallypoint.tenants.scoping import effective_role, has_perm
 

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from rallypoint.alarms.models import CHANNEL_CHOICES, Level, Scenario
 from rallypoint.alarms.scenario_actions import MAX_ANSWERS, MAX_DOCUMENT_BYTES, group_choices, people_choices
-from rallypoint.tenants.models import Group, Membership
+from rallypoint.people.models import Group, Membership
 from rallypoint.tenants.roles import Role
 
 CHECKBOXES = forms.CheckboxSelectMultiple

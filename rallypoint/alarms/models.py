@@ -12,7 +12,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from rallypoint.tenants.models import Group, Membership, Site, SiteScopedQuerySet
+from rallypoint.people.models import Group, Membership
+from rallypoint.tenants.models import Site, SiteScopedQuerySet
 
 #: Channel kinds a level can use; each is a package under rallypoint/notify/channels/.
 CHANNEL_CHOICES = [

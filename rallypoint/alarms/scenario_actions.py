@@ -14,7 +14,8 @@ from django.utils.translation import gettext as _
 from rallypoint.alarms.models import CHANNEL_KINDS, Alarm, AlarmRecipient, Level, Question, Scenario, ScenarioDocument
 from rallypoint.audit.actions import diff, record
 from rallypoint.notify.messages import check_template
-from rallypoint.tenants.models import Group, Membership, Site
+from rallypoint.people.models import Group, Membership
+from rallypoint.tenants.models import Site
 from rallypoint.tenants.roles import Perm, Role
 from rallypoint.tenants.scoping import require_perm
 

@@ -44,7 +44,7 @@ from rallypoint.alarms.models import (
     ScenarioDocument,
 )
 from rallypoint.notify.messages import fill_template
-from rallypoint.tenants.models import Group
+from rallypoint.people.models import Group
 from rallypoint.tenants.roles import Perm, Role
 from rallypoint.tenants.scoping import accessible_sites, has_perm, site_permission_required
 from rallypoint.web.forms import add_validation_errors as _form_errors

@@ -23,7 +23,7 @@ from rallypoint.api.alarms import router as alarms_router
 from rallypoint.api.auth import AppTokenAuth
 from rallypoint.api.docs import DocumentedAPI, SwaggerPage
 from rallypoint.lib.text import NotText, clean_data
-from rallypoint.tenants.models import Group, Membership
+from rallypoint.people.models import Group, Membership
 from rallypoint.tenants.roles import Perm, role_label
 from rallypoint.tenants.scoping import check_request, get_group_for_request, get_membership_for_request
 

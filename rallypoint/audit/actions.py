@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from rallypoint.audit.models import AuditEntry, SecurityEvent
 from rallypoint.lib.net import client_ip
-from rallypoint.tenants.models import Membership, Organization, SuperAdmin
+from rallypoint.people.models import Membership
+from rallypoint.tenants.models import Organization, SuperAdmin
 
 #: Field names whose values are personal data: stored as fingerprints only.
 PERSONAL_FIELDS = frozenset({"email", "full_name", "phone", "department"})

@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.alarms.models import CHANNEL_CHOICES, Alarm, Level, Question, Scenario, ScenarioDocument
 from rallypoint.integrations.models import ApiKey
-from rallypoint.tenants.models import Group, Membership
+from rallypoint.people.models import Group, Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Role, role_label
 
 

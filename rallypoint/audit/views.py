@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 from rallypoint.audit import presentation
 from rallypoint.audit.actions import security_events_for_site
 from rallypoint.audit.models import AuditEntry, SecurityEvent
-from rallypoint.tenants.models import Membership
+from rallypoint.people.models import Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Perm
 from rallypoint.tenants.scoping import site_permission_required
 

@@ -11,7 +11,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from rallypoint.alarms.models import Scenario
-from rallypoint.tenants.models import Membership, Site, SiteScopedQuerySet
+from rallypoint.people.models import Membership
+from rallypoint.tenants.models import Site, SiteScopedQuerySet
 
 
 class ApiKey(models.Model):

@@ -14,7 +14,8 @@ from django.utils.translation import gettext as _
 from rallypoint.audit.actions import record
 from rallypoint.notify.channels.webpush import subscriptions
 from rallypoint.notify.models import PushSubscription
-from rallypoint.tenants.models import Membership, Site
+from rallypoint.people.models import Membership
+from rallypoint.tenants.models import Site
 
 MAX_LABEL_LENGTH = 120
 

@@ -16,8 +16,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from rallypoint.alarms.models import CHANNEL_CHOICES, Alarm, AlarmRecipient
+from rallypoint.people.models import Membership
 from rallypoint.tenants.encryption import EncryptedTextField, new_row_key
-from rallypoint.tenants.models import Membership, Site, SiteScopedQuerySet
+from rallypoint.tenants.models import Site, SiteScopedQuerySet
 
 #: The kind of an alarm's messages; other kinds are registered in rallypoint.notify.kinds.
 ALARM_KIND = "alarm"

@@ -24,10 +24,11 @@ from rallypoint.accounts.models import User, UserSession
 from rallypoint.accounts.sessions import SIGNED_IN_AT, SessionStore
 from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms.models import AlarmRecipient
+from rallypoint.people.models import Membership
 from rallypoint.realtime.events import as_frame, session_digest
 from rallypoint.realtime.models import SiteStream, StreamEvent
 from rallypoint.tenants.middleware import SESSION_KEY as SITE_SESSION_KEY
-from rallypoint.tenants.models import Membership, Site, SuperAdmin
+from rallypoint.tenants.models import Site, SuperAdmin
 from rallypoint.tenants.roles import SUPER_ADMIN, Perm, permissions_for
 from rallypoint.tenants.scoping import accessible_sites, effective_role
 

@@ -16,7 +16,8 @@ from rallypoint.accounts.actions import create_person
 from rallypoint.accounts.models import User
 from rallypoint.audit.actions import diff, record, record_security_event
 from rallypoint.audit.models import SecurityEvent
-from rallypoint.tenants.models import Group, Membership, Organization, Site, SuperAdmin
+from rallypoint.people.models import Group, Membership
+from rallypoint.tenants.models import Organization, Site, SuperAdmin
 from rallypoint.tenants.roles import SUPER_ADMIN, Perm, Role
 from rallypoint.tenants.scoping import require_perm
 

@@ -5,7 +5,7 @@ import zoneinfo
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from rallypoint.tenants.models import Membership
+from rallypoint.people.models import Membership
 
 TIME_ZONES = sorted(zoneinfo.available_timezones())
 

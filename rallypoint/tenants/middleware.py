@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from rallypoint.tenants.models import Membership
+from rallypoint.people.models import Membership
 from rallypoint.tenants.roles import permissions_for
 from rallypoint.tenants.scoping import accessible_sites, effective_role
 

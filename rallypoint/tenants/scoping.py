@@ -14,7 +14,8 @@ from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import render
 
-from rallypoint.tenants.models import Group, Membership, Site, SuperAdmin
+from rallypoint.people.models import Group, Membership
+from rallypoint.tenants.models import Site, SuperAdmin
 from rallypoint.tenants.roles import SUPER_ADMIN, Perm, permissions_for
 
 

@@ -14,9 +14,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from rallypoint.accounts import actions as people
 from rallypoint.accounts.forms import ImportForm, NewPersonForm, PersonForm
 from rallypoint.accounts.models import User
+from rallypoint.people.models import Group, Membership
 from rallypoint.tenants import actions
 from rallypoint.tenants.forms import GroupForm, SiteForm, SuperAdminForm
-from rallypoint.tenants.models import Group, Membership, SuperAdmin
+from rallypoint.tenants.models import SuperAdmin
 from rallypoint.tenants.roles import SUPER_ADMIN, Perm
 from rallypoint.tenants.scoping import (
     get_group_for_request,

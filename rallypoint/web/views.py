@@ -11,8 +11,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from rallypoint.alarms.actions import triggerable_scenarios
 from rallypoint.alarms.models import Alarm, AlarmRecipient
+from rallypoint.people.models import Group, Membership
 from rallypoint.tenants.middleware import SESSION_KEY
-from rallypoint.tenants.models import Group, Membership
 from rallypoint.tenants.roles import Perm
 from rallypoint.tenants.scoping import accessible_sites
 
