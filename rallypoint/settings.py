@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "rallypoint.audit",
     "rallypoint.ops",
     "rallypoint.alarms",
+    "rallypoint.evacuation",
     "rallypoint.notify",
     "rallypoint.realtime",
     "rallypoint.integrations",

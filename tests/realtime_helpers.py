@@ -41,7 +41,7 @@ from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms.models import Alarm, AlarmRecipient, Scenario
 from rallypoint.integrations.actions import create_api_key
 from rallypoint.people.models import Membership
-from rallypoint.realtime import events, hub
+from rallypoint.realtime import events, hub, schemas
 from rallypoint.realtime.models import StreamEvent
 from rallypoint.tenants import actions as tenant_actions
 from rallypoint.tenants.middleware import SESSION_KEY as SITE_KEY
@@ -52,6 +52,18 @@ from tests.population import add_people
 from tests.server import RunningServer, insecure_context
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+# Event types the tests send (to everyone at a site), registered like the product's own.
+@schemas.register("test.marker", "site")
+class _Marker(schemas.Payload):
+    note: str
+
+
+@schemas.register("test.burst", "site")
+class _Burst(schemas.Payload):
+    number: int
+    text: str
 SESSION_COOKIE = "__Host-rp_session"  # the server runs with TLS
 ANSWER = "@@rt "
 #: How a control process starts: Django first, then this module (which imports models).

@@ -25,7 +25,7 @@ from rallypoint.accounts.sessions import end_sessions
 from rallypoint.audit.actions import diff, record, record_security_event
 from rallypoint.audit.models import SecurityEvent
 from rallypoint.notify import outbox
-from rallypoint.people.models import Membership
+from rallypoint.people.models import NOT_SUPPORT, Membership
 from rallypoint.tenants.models import Site, SuperAdmin
 from rallypoint.tenants.roles import Perm
 from rallypoint.tenants.scoping import require_perm
@@ -34,8 +34,7 @@ CSV_COLUMNS = ("full_name", "email", "phone", "department", "role")
 
 
 def person_state(membership: Membership) -> dict:
-    user = membership.user
-    return {"email": user.email, "full_name": membership.full_name, "phone": membership.phone,
+    return {"email": membership.email, "full_name": membership.full_name, "phone": membership.phone,
             "department": membership.department, "role": membership.role, "active": membership.is_active}
 
 
@@ -155,7 +154,7 @@ def delete_support_account(*, actor, membership: Membership) -> None:
     """The customer may remove the operator's support account at any time; it is not re-created."""
     site = membership.site
     require_perm(actor, site, Perm.MANAGE_PEOPLE)
-    if not membership.user.is_support:
+    if not membership.is_support:
         raise ValidationError(_("Only the support account can be deleted; deactivate other people."))
     with transaction.atomic():
         before = person_state(membership)
@@ -306,9 +305,9 @@ def export_people(*, actor, site: Site) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([*CSV_COLUMNS, "active"])
-    people = Membership.objects.for_site(site).select_related("user").filter(user__is_support=False)
+    people = Membership.objects.for_site(site).people().select_related("user").filter(NOT_SUPPORT)
     for m in people.by_name():
-        cells = [m.full_name, m.user.email, m.phone, m.department, m.role, "yes" if m.is_active else "no"]
+        cells = [m.full_name, m.email, m.phone, m.department, m.role, "yes" if m.is_active else "no"]
         writer.writerow([_csv_safe(cell) for cell in cells])
     record(actor=actor, organization=site.organization, site=site, action="people.exported",
            object_type="site", object_id=site.pk, changes={"count": [None, people.count()]})

@@ -54,7 +54,8 @@ class _ToMembers(MessageKind):
         result = {}
         for d in deliveries:
             membership = members.get(d.membership_id)
-            if membership is None or not (membership.is_active and membership.user.is_active):
+            if membership is None or not membership.signs_in or not (membership.is_active
+                                                                    and membership.user.is_active):
                 result[d.pk] = GONE
                 continue
             user = membership.user

@@ -74,6 +74,8 @@ def public_alarm(alarm: Alarm) -> dict:
         "sound": "none" if scenario.silent else scenario.sound, "silent": scenario.silent,
         "level": level.name, "level_id": level.pk, "requires_acceptance": level.requires_acceptance,
         "is_drill": alarm.is_drill, "state": alarm.state, "location": alarm.location_text,
+        "building_id": alarm.building_id, "floor_id": alarm.floor_id, "zone_id": alarm.zone_id,
+        "evacuates": scenario.evacuates,
         "latitude": alarm.latitude, "longitude": alarm.longitude, "answers": alarm.answers,
         "note": alarm.note, "started_at": alarm.started_at.isoformat(),
         "ended_at": alarm.ended_at.isoformat() if alarm.ended_at else None, "end_reason": alarm.end_reason,

@@ -69,6 +69,15 @@ class Scenario(models.Model):
         _("silent"), default=False,
         help_text=_("No sound and no banner on the device that triggers it (threat situations)."))
     allow_drill = models.BooleanField(_("drills allowed"), default=True)
+    class Evacuates(models.TextChoices):
+        NONE = "", _("No evacuation")
+        ALL = "all", _("The whole site")
+        BUILDING = "building", _("The alarm's building")
+        ZONE = "zone", _("The alarm's zone and its neighbouring zones")
+
+    evacuates = models.CharField(
+        _("evacuates"), max_length=8, choices=Evacuates.choices, blank=True, default="",
+        help_text=_("Who must leave: status reports, helpers' zone reports and the roll call follow from it."))
     quick = models.BooleanField(
         _("quick alarm"), default=False,
         help_text=_("Shown on the home screen: first level, no questions, three taps."))
@@ -185,6 +194,13 @@ class Alarm(models.Model):
     state = models.CharField(max_length=8, choices=State.choices, default=State.ACTIVE, db_index=True)
     is_drill = models.BooleanField(_("drill"), default=False)
     location_text = models.CharField(_("location"), max_length=300, blank=True)
+    #: Where, picked from the site's structure (the free text above adds to it).
+    building = models.ForeignKey("evacuation.Building", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+", verbose_name=_("building"))
+    floor = models.ForeignKey("evacuation.Floor", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+", verbose_name=_("floor"))
+    zone = models.ForeignKey("evacuation.Zone", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+", verbose_name=_("zone"))
     latitude = models.FloatField(null=True, blank=True)
     longitude = models.FloatField(null=True, blank=True)
     #: [{"question": text, "answer": text}, …]

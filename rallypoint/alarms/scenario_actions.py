@@ -158,7 +158,7 @@ def save_level(*, actor, scenario: Scenario, level: Level | None, data: dict) ->
         raise PermissionDenied
     _check_level_data(scenario, level, data)
     people = _same_site(site, data.get("recipient_people") or [])
-    if any(m.user.is_support for m in people):
+    if any(m.is_support for m in people):
         raise ValidationError({"recipient_people": _("The support account cannot be alerted.")})
     groups = _same_site(site, data.get("recipient_groups") or [])
     with transaction.atomic():

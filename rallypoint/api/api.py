@@ -23,7 +23,7 @@ from rallypoint.api.alarms import router as alarms_router
 from rallypoint.api.auth import AppTokenAuth
 from rallypoint.api.docs import DocumentedAPI, SwaggerPage
 from rallypoint.lib.text import NotText, clean_data
-from rallypoint.people.models import Group, Membership
+from rallypoint.people.models import NOT_SUPPORT, Group, Membership
 from rallypoint.tenants.roles import Perm, role_label
 from rallypoint.tenants.scoping import check_request, get_group_for_request, get_membership_for_request
 
@@ -131,7 +131,7 @@ def _person(request, membership: Membership) -> dict:
     out = {"id": membership.pk, "name": membership.full_name, "role": membership.role,
            "active": membership.is_active, "groups": sorted(g.pk for g in membership.groups.all())}
     if Perm.VIEW_PERSONAL_DATA in request.site_perms:
-        out.update(email=membership.user.email, phone=membership.phone, department=membership.department)
+        out.update(email=membership.email, phone=membership.phone, department=membership.department)
     return out
 
 
@@ -152,7 +152,7 @@ def list_people(request):
     check_request(request, Perm.VIEW_DIRECTORY)
     qs = Membership.objects.for_site(request.site).select_related("user").prefetch_related("groups")
     if Perm.VIEW_PERSONAL_DATA not in request.site_perms:
-        qs = qs.active().filter(user__is_support=False)
+        qs = qs.active().filter(NOT_SUPPORT)
     return [_person(request, m) for m in qs.by_name()]
 
 
@@ -163,7 +163,7 @@ def get_person(request, membership_id: int):
     check_request(request, Perm.VIEW_DIRECTORY)
     membership = get_membership_for_request(request, membership_id)
     if Perm.VIEW_PERSONAL_DATA not in request.site_perms and (
-            not membership.is_active or membership.user.is_support):
+            not membership.is_active or membership.is_support):
         raise Http404  # the same people as in the list
     return _person(request, membership)
 

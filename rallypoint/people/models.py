@@ -15,24 +15,36 @@ from rallypoint.tenants.encryption import EncryptedTextField, new_row_key
 from rallypoint.tenants.models import Site, SiteScopedQuerySet
 from rallypoint.tenants.roles import Role
 
+#: Switched on: the person, and their account if they have one.
+SWITCHED_ON = models.Q(is_active=True) & (models.Q(user__isnull=True) | models.Q(user__is_active=True))
+#: Not the operator's support account.
+NOT_SUPPORT = models.Q(user__isnull=True) | models.Q(user__is_support=False)
+
 
 class MembershipQuerySet(SiteScopedQuerySet):
     def active(self):
-        return self.filter(is_active=True, user__is_active=True)
+        return self.filter(SWITCHED_ON)
 
     def alertable(self):
-        """The people an alarm may reach: active, and not the operator's support account (it is there to
-        help set the site up, not to be alerted)."""
-        return self.active().filter(user__is_support=False)
+        """The people an alarm may reach: active, with an account (messages need one), and not the
+        operator's support account (it is there to help set the site up, not to be alerted)."""
+        return self.active().filter(user__isnull=False, user__is_support=False)
+
+    def people(self):
+        """Everyone but visitors: the site's own people, with or without a sign-in."""
+        return self.exclude(kind=Membership.Kind.VISITOR)
 
     def headcount(self) -> dict[str, int]:
-        """How many people, the way every page counts them (one query): ``active`` — those an alarm can
-        reach (:meth:`alertable`); ``deactivated`` — the person or their account switched off; ``support``
-        — the operator's support accounts, which are counted in neither."""
-        people, switched_on = models.Q(user__is_support=False), models.Q(is_active=True, user__is_active=True)
-        return self.aggregate(active=models.Count("pk", filter=people & switched_on),
-                              deactivated=models.Count("pk", filter=people & ~switched_on),
-                              support=models.Count("pk", filter=models.Q(user__is_support=True)))
+        """How many people, the way every page counts them (one query): ``active`` — the site's own people
+        (not visitors), switched on; ``deactivated`` — the person or their account switched off;
+        ``support`` — the operator's support accounts, which are counted in neither; ``without_sign_in``
+        — of the active ones, those listed without an account (pupils, patients, contractors)."""
+        people = NOT_SUPPORT & ~models.Q(kind=Membership.Kind.VISITOR)
+        return self.aggregate(active=models.Count("pk", filter=people & SWITCHED_ON),
+                              deactivated=models.Count("pk", filter=people & ~SWITCHED_ON),
+                              support=models.Count("pk", filter=models.Q(user__is_support=True)),
+                              without_sign_in=models.Count("pk", filter=people & SWITCHED_ON
+                                                           & models.Q(user__isnull=True)))
 
     def by_name(self) -> list:
         """The rows sorted by name: names are encrypted, so this sorts in Python."""
@@ -40,26 +52,63 @@ class MembershipQuerySet(SiteScopedQuerySet):
 
 
 class Membership(models.Model):
-    """A person at a site: their role and their personal data as this site knows it."""
+    """A person at a site: their role and their personal data as this site knows it.
+
+    ``kind``: someone who signs in (``member``, with a ``user``), someone only listed so that they are
+    counted in an evacuation (``listed``: pupils, patients, contractors; no account, no e-mail address),
+    or a ``visitor`` who registered at reception (with a ``company`` and a ``host``, signed out at
+    ``expires_at``). Only people with an account can receive alarms."""
+
+    class Kind(models.TextChoices):
+        MEMBER = "member", _("Signs in")
+        LISTED = "listed", _("Listed without sign-in")
+        VISITOR = "visitor", _("Visitor")
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.MEMBER)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="memberships")
     row_key = models.CharField(max_length=32, default=new_row_key, editable=False)
     full_name = EncryptedTextField(_("name"))
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.EMPLOYEE)
     phone = EncryptedTextField(_("phone"), blank=True)
     department = EncryptedTextField(_("department"), blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    #: Visitors and contractors: their company.
+    company = EncryptedTextField(_("company"), blank=True)
+    #: Visitors: the person they visit.
+    host = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                             verbose_name=_("host"))
+    #: Visitors: when they are signed out (the end of the day of their visit).
+    expires_at = models.DateTimeField(_("until"), null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = MembershipQuerySet.as_manager()
 
     class Meta:
         db_table = "tenants_membership"
-        constraints = [models.UniqueConstraint(fields=["site", "user"], name="one_membership_per_site")]
+        constraints = [
+            models.UniqueConstraint(fields=["site", "user"], name="one_membership_per_site"),
+            models.CheckConstraint(condition=models.Q(kind="member", user__isnull=False)
+                                   | (~models.Q(kind="member") & models.Q(user__isnull=True)),
+                                   name="membership_account_matches_kind"),
+        ]
 
     def __str__(self) -> str:  # no personal data: used in places that may be logged
         return f"Membership #{self.pk}"
+
+    @property
+    def email(self) -> str:
+        """The sign-in address; empty for a person without an account."""
+        return self.user.email if self.user_id else ""
+
+    @property
+    def is_support(self) -> bool:
+        return bool(self.user_id) and self.user.is_support
+
+    @property
+    def signs_in(self) -> bool:
+        return self.user_id is not None
 
 
 class Group(models.Model):
@@ -69,6 +118,9 @@ class Group(models.Model):
     name = models.CharField(_("name"), max_length=120)
     description = models.CharField(_("description"), max_length=500, blank=True)
     members = models.ManyToManyField(Membership, related_name="groups", blank=True, db_table="tenants_group_members")
+    #: Who may report for the group's members in an evacuation (a class's teacher, a ward's nurse).
+    leaders = models.ManyToManyField(Membership, related_name="leads_groups", blank=True,
+                                     verbose_name=_("leaders"))
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = SiteScopedQuerySet.as_manager()

@@ -25,7 +25,7 @@ from rallypoint.accounts.sessions import SIGNED_IN_AT, SessionStore
 from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms.models import AlarmRecipient
 from rallypoint.people.models import Membership
-from rallypoint.realtime.events import as_frame, session_digest
+from rallypoint.realtime.events import MEMBERS, as_frame, session_digest
 from rallypoint.realtime.models import SiteStream, StreamEvent
 from rallypoint.tenants.middleware import SESSION_KEY as SITE_SESSION_KEY
 from rallypoint.tenants.models import Site, SuperAdmin
@@ -55,12 +55,16 @@ class Viewer:
     def __post_init__(self) -> None:
         object.__setattr__(self, "session_digest", session_digest(self.session_key))
 
-    def may_see(self, audience: str, recipients: frozenset[int] | None = None) -> bool:
+    def may_see(self, audience: str, recipients: frozenset[int] | None = None, perm: str = "") -> bool:
+        """``recipients``: for the audiences "alarm" and "people", the membership ids it names."""
         if audience == Audience.SITE:
             return True
-        if self.cockpit:
-            return True
-        return audience == Audience.ALARM and recipients is not None and self.membership_id in recipients
+        named = recipients is not None and self.membership_id is not None and self.membership_id in recipients
+        if audience == Audience.PEOPLE:
+            return named
+        if audience == Audience.PERM:
+            return perm in permissions_for(self.role)
+        return self.cockpit or (audience == Audience.ALARM and named)
 
 
 def _lifetime_over(signed_in_at: float) -> bool:
@@ -233,8 +237,15 @@ def replay(viewer: Viewer, after: int, limit: int) -> Replay:
     if alarm_ids and viewer.membership_id is not None and not viewer.cockpit:
         mine = set(AlarmRecipient.objects.for_site(viewer.site_id).filter(
             alarm_id__in=alarm_ids, membership_id=viewer.membership_id).values_list("alarm_id", flat=True))
-    visible = [f for f in frames
-               if viewer.may_see(f["audience"], frozenset([viewer.membership_id]) if f["alarm"] in mine else None)]
+    me = frozenset([viewer.membership_id])
+    visible = []
+    for f in frames:
+        if f["audience"] == Audience.PEOPLE:
+            named = me if viewer.membership_id in (f.get(MEMBERS) or ()) else None
+        else:
+            named = me if f["alarm"] in mine else None
+        if viewer.may_see(f["audience"], named, f.get("perm", "")):
+            visible.append({k: v for k, v in f.items() if k != MEMBERS})
     return Replay(visible, upto, complete)
 
 

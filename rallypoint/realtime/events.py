@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from rallypoint.realtime import hub
+from rallypoint.realtime import hub, schemas
 from rallypoint.realtime.models import SiteStream, StreamEvent
 
 
@@ -28,9 +28,15 @@ def next_seq(site_id: int) -> int:
 
 
 def as_frame(event: StreamEvent) -> dict:
-    """The wire form of an event: what the hub carries and what a client receives."""
-    return {"seq": event.seq, "site": event.site_id, "type": event.type, "audience": event.audience,
-            "alarm": event.alarm_id, "at": event.at.isoformat(), "data": event.payload}
+    """The wire form of an event: what the hub carries and what a client receives (an event for named
+    people also carries their ids under :data:`MEMBERS`, which the endpoints strip before sending)."""
+    frame = {"seq": event.seq, "site": event.site_id, "type": event.type, "audience": event.audience,
+             "alarm": event.alarm_id, "at": event.at.isoformat(), "data": event.payload}
+    if event.perm:
+        frame["perm"] = event.perm
+    if event.members is not None:
+        frame[MEMBERS] = event.members
+    return frame
 
 
 def purge_old(now=None) -> int:
@@ -46,14 +52,26 @@ MEMBERS = "_members"
 
 
 def append(site_id: int, type: str, payload: dict, *, audience: str = StreamEvent.Audience.SITE,
-           alarm_id: int | None = None, members: list[int] | None = None) -> StreamEvent:
-    """``members``: for an event of an alarm's recipients, the recipients' membership ids, when the
-    caller has them at hand. The endpoints then need not read them from the database before they can
-    send the event (at 10,000 recipients that read costs tens of milliseconds of the alarm's way)."""
+           alarm_id: int | None = None, members: list[int] | None = None, perm: str = "") -> StreamEvent:
+    """Append an event of a registered type (:mod:`rallypoint.realtime.schemas`) for ``audience``:
+
+    - ``site``: everyone signed in at the site; ``cockpit``: the crisis team;
+    - ``perm``: holders of the permission ``perm``;
+    - ``people``: the people whose membership ids are ``members`` (kept with the event for the replay);
+    - ``alarm``: the alarm's recipients and the crisis team. ``members`` may give the recipients when the
+      caller has them at hand: the endpoints then need not read them from the database before they can
+      send the event (at 10,000 recipients that read costs tens of milliseconds of the alarm's way).
+    """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("stream events are appended inside the transaction of their change")
+    schemas.check(type, audience, payload)
+    if (audience == StreamEvent.Audience.PERM) != bool(perm):
+        raise schemas.SchemaError("a permission is given with the audience 'perm', and only then")
+    if audience == StreamEvent.Audience.PEOPLE and members is None:
+        raise schemas.SchemaError("an event for people names them")
+    stored = sorted(set(members)) if audience == StreamEvent.Audience.PEOPLE else None
     event = StreamEvent.objects.create(site_id=site_id, seq=next_seq(site_id), type=type, audience=audience,
-                                       alarm_id=alarm_id, payload=payload)
+                                       perm=perm, members=stored, alarm_id=alarm_id, payload=payload)
     frame = as_frame(event)
     if members is not None:
         frame[MEMBERS] = members

@@ -29,11 +29,17 @@ class StreamEvent(models.Model):
         SITE = "site"  # everyone signed in at the site
         ALARM = "alarm"  # the alarm's recipients and the crisis team (alarms.view_cockpit)
         COCKPIT = "cockpit"  # the crisis team only
+        PERM = "perm"  # holders of the permission in ``perm``
+        PEOPLE = "people"  # the people (membership ids) in ``members``
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
     seq = models.BigIntegerField()
     type = models.CharField(max_length=40)
     audience = models.CharField(max_length=8, choices=Audience.choices, default=Audience.SITE)
+    #: Audience "perm": the permission (``tenants.roles.Perm``) a viewer must hold.
+    perm = models.CharField(max_length=40, blank=True, default="")
+    #: Audience "people": their membership ids (for the replay; live, the hub carries them).
+    members = models.JSONField(null=True, blank=True)
     alarm_id = models.BigIntegerField(null=True, blank=True)
     payload = models.JSONField(default=dict)
     at = models.DateTimeField(default=timezone.now)

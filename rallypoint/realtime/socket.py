@@ -597,7 +597,10 @@ class Fanout:
             self.drop_feed(feed)
 
     async def audience_members(self, feed: SiteFeed, frame: dict) -> frozenset[int] | None:
-        """For an alarm's event: its recipients (cached per alarm until an ``alarm.changed``)."""
+        """For an event of named people: they (the frame carries them); for an alarm's event: its
+        recipients (cached per alarm until an ``alarm.changed``)."""
+        if frame.get("audience") == access.Audience.PEOPLE:
+            return frozenset(frame.get(events.MEMBERS) or ())
         alarm_id = frame.get("alarm")
         if alarm_id is None:
             return None
@@ -632,11 +635,11 @@ class Fanout:
             frame = {key: value for key, value in frame.items() if key != events.MEMBERS}
         text = encode(frame)  # once per event and process
         data = text.encode()
-        audience, seq = frame.get("audience"), frame["seq"]
+        audience, seq, perm = frame.get("audience"), frame["seq"], frame.get("perm", "")
         if audience == access.Audience.ALARM:
             self.alarm_sent_at = self.loop.time()
         for conn in list(feed.sockets):
-            if conn.viewer.may_see(audience, members):
+            if conn.viewer.may_see(audience, members, perm):
                 conn.offer(seq, text, data)
 
     async def _heartbeats(self) -> None:

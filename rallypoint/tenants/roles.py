@@ -43,6 +43,11 @@ class Perm(StrEnum):
     MANAGE_ALARMS = "alarms.manage"
     MANAGE_SCENARIOS = "scenarios.manage"
     MANAGE_API_KEYS = "api_keys.manage"
+    VIEW_STRUCTURE = "structure.view"
+    MANAGE_STRUCTURE = "structure.manage"
+    ROLL_CALL = "evacuation.roll_call"
+    VIEW_PRESENCE = "presence.view"
+    MANAGE_VISITORS = "visitors.manage"
 
 
 PERMISSION_TEXT: dict[Perm, str] = {
@@ -62,23 +67,29 @@ PERMISSION_TEXT: dict[Perm, str] = {
     Perm.MANAGE_ALARMS: _("Update, raise and end alarms"),
     Perm.MANAGE_SCENARIOS: _("Create and change alarm scenarios, their levels and escalation rules"),
     Perm.MANAGE_API_KEYS: _("Create, rotate and revoke the site's API keys"),
+    Perm.VIEW_STRUCTURE: _("See the site's buildings, floor plans, zones and assembly points"),
+    Perm.MANAGE_STRUCTURE: _("Change buildings, floors and their plans, zones, assembly points and helpers' duties"),
+    Perm.ROLL_CALL: _("During an evacuation: roll call, the missing list and the handover to the fire brigade"),
+    Perm.VIEW_PRESENCE: _("See who is on site and where, during an active alarm only (otherwise counts)"),
+    Perm.MANAGE_VISITORS: _("Register visitors and see the visitor list"),
 }
 
 _ADMIN = frozenset({
     Perm.VIEW_SITE, Perm.MANAGE_SITE, Perm.VIEW_DIRECTORY, Perm.VIEW_PERSONAL_DATA,
     Perm.MANAGE_PEOPLE, Perm.VIEW_GROUPS, Perm.MANAGE_GROUPS, Perm.VIEW_AUDIT, Perm.VIEW_SECURITY_EVENTS,
     Perm.TRIGGER_ALARMS, Perm.VIEW_COCKPIT, Perm.MANAGE_ALARMS, Perm.MANAGE_SCENARIOS, Perm.MANAGE_API_KEYS,
+    Perm.VIEW_STRUCTURE, Perm.MANAGE_STRUCTURE, Perm.ROLL_CALL, Perm.VIEW_PRESENCE, Perm.MANAGE_VISITORS,
 })
 _CRISIS_TEAM = frozenset({Perm.VIEW_SITE, Perm.VIEW_DIRECTORY, Perm.VIEW_GROUPS, Perm.TRIGGER_ALARMS,
-                          Perm.VIEW_COCKPIT})
+                          Perm.VIEW_COCKPIT, Perm.VIEW_STRUCTURE, Perm.ROLL_CALL, Perm.VIEW_PRESENCE})
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     SUPER_ADMIN: _ADMIN | {Perm.MANAGE_ORG_SITES, Perm.MANAGE_SUPER_ADMINS},
     Role.ADMIN: _ADMIN,
     Role.LEAD: _CRISIS_TEAM | {Perm.MANAGE_ALARMS},
     Role.MEMBER: _CRISIS_TEAM,
-    Role.EMPLOYEE: frozenset({Perm.VIEW_SITE, Perm.TRIGGER_ALARMS}),
-    Role.GUEST: frozenset({Perm.VIEW_SITE, Perm.TRIGGER_ALARMS}),
+    Role.EMPLOYEE: frozenset({Perm.VIEW_SITE, Perm.TRIGGER_ALARMS, Perm.VIEW_STRUCTURE}),
+    Role.GUEST: frozenset({Perm.VIEW_SITE, Perm.TRIGGER_ALARMS, Perm.VIEW_STRUCTURE}),
 }
 
 ROLE_ORDER: list[str] = [SUPER_ADMIN, Role.ADMIN, Role.LEAD, Role.MEMBER, Role.EMPLOYEE, Role.GUEST]

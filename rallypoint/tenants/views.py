@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from rallypoint.accounts import actions as people
 from rallypoint.accounts.forms import ImportForm, NewPersonForm, PersonForm
 from rallypoint.accounts.models import User
-from rallypoint.people.models import Group, Membership
+from rallypoint.people.models import NOT_SUPPORT, Group, Membership
 from rallypoint.tenants import actions
 from rallypoint.tenants.forms import GroupForm, SiteForm, SuperAdminForm
 from rallypoint.tenants.models import SuperAdmin
@@ -39,7 +39,7 @@ def people_list(request):
     qs = (Membership.objects.for_site(site).select_related("user")
           .prefetch_related(Prefetch("groups", queryset=Group.objects.order_by("name"))))
     if Perm.VIEW_PERSONAL_DATA not in request.site_perms:
-        qs = qs.active().filter(user__is_support=False)
+        qs = qs.active().filter(NOT_SUPPORT)
     people = sorted(qs, key=lambda m: (not m.is_active, m.full_name.casefold(), m.pk))
     page = Paginator(people, 200).get_page(request.GET.get("page"))
     # The same count as the home page's; the list may show more rows (deactivated people, support).
