@@ -19,13 +19,14 @@ from datetime import timedelta
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from rallypoint.accounts.models import User
 from rallypoint.alarms.models import Alarm, AlarmEvent, AlarmRecipient, Level, Scenario
 from rallypoint.audit.actions import record
 from rallypoint.lib.bulk import insert_rows
+from rallypoint.lib.groupcommit import GroupCommit
 from rallypoint.notify.models import Delivery, time_ordered_key_sql
 from rallypoint.people.models import Group, Membership
 from rallypoint.realtime import events
@@ -346,28 +347,49 @@ def end_alarm(*, user, alarm: Alarm, reason: str) -> Alarm:
 
 
 def answer_alarm(*, alarm: Alarm, membership: Membership, answer: str, via: str) -> AlarmRecipient:
-    """Record a person's accept/decline. A later answer replaces an earlier one while the alarm is active."""
+    """Record a person's accept/decline. A later answer replaces an earlier one while the alarm is active.
+
+    Answers arrive by the thousand when an alarm goes out; they are written in groups, one transaction for
+    all that arrive together (:mod:`rallypoint.lib.groupcommit`)."""
     if answer not in (AlarmRecipient.Answer.ACCEPTED, AlarmRecipient.Answer.DECLINED):
         raise ValidationError({"answer": _("Answer “accepted” or “declined”.")})
-    with transaction.atomic():
-        recipient = (AlarmRecipient.objects.select_for_update()
-                     .filter(alarm=alarm, membership=membership, site_id=alarm.site_id).first())
-        if recipient is None:
-            raise PermissionDenied
-        alarm = Alarm.objects.select_related("scenario", "level").get(pk=alarm.pk)
-        if not alarm.is_active:
-            raise ValidationError(_("This alarm has already ended."))
-        if recipient.answer == answer:
-            return recipient
-        recipient.answer, recipient.answered_at, recipient.answered_via = answer, timezone.now(), via
-        recipient.save(update_fields=["answer", "answered_at", "answered_via"])
-        kind = AlarmEvent.Kind.ACCEPTED if answer == "accepted" else AlarmEvent.Kind.DECLINED
-        AlarmEvent.objects.create(site_id=alarm.site_id, alarm=alarm, kind=kind, actor=membership,
-                                  data={"via": via})
+    return _answers.submit((alarm.pk, alarm.site_id, membership.pk, answer, via, translation.get_language()))
+
+
+def _write_answers(items: list[tuple]) -> list:
+    """One transaction for a group of answers (see :func:`answer_alarm`): each item's recipient row, or the
+    exception that refuses it. Counted after commit, once per alarm."""
+    alarms = {a.pk: a for a in Alarm.objects.filter(pk__in={item[0] for item in items})}
+    results, events, answered = [], [], {}
+    now = timezone.now()
+    for alarm_id, site_id, membership_id, answer, via, language in items:
+        with translation.override(language):
+            recipient = (AlarmRecipient.objects.select_for_update()
+                         .filter(alarm_id=alarm_id, membership_id=membership_id, site_id=site_id).first())
+            alarm = alarms.get(alarm_id)
+            if recipient is None or alarm is None:
+                results.append(PermissionDenied())
+                continue
+            if not alarm.is_active:
+                results.append(ValidationError(_("This alarm has already ended.")))
+                continue
+        if recipient.answer != answer:
+            recipient.answer, recipient.answered_at, recipient.answered_via = answer, now, via
+            recipient.save(update_fields=["answer", "answered_at", "answered_via"])
+            kind = AlarmEvent.Kind.ACCEPTED if answer == "accepted" else AlarmEvent.Kind.DECLINED
+            events.append(AlarmEvent(site_id=site_id, alarm_id=alarm_id, at=now, kind=kind,
+                                     actor_id=membership_id, data={"via": via}))
+            answered[alarm_id] = alarm
+        results.append(recipient)
+    AlarmEvent.objects.bulk_create(events)
+    for alarm in answered.values():
         # Counted after commit: the count reads all of the alarm's rows, which must not hold up the
-        # answers queued behind this one for the write lock (SQLite has one).
-        transaction.on_commit(lambda: counts_changed(alarm))
-    return recipient
+        # answers queued behind this group for the write lock (SQLite has one).
+        transaction.on_commit(lambda alarm=alarm: counts_changed(alarm))
+    return results
+
+
+_answers = GroupCommit("answers", _write_answers)
 
 
 def counts(alarm: Alarm) -> dict:
