@@ -25,6 +25,7 @@ from rallypoint.alarms.actions import trigger_alarm
 from rallypoint.alarms.models import Alarm, AlarmEvent, AlarmRecipient, Level, Question, Scenario, ScenarioDocument
 from rallypoint.audit.actions import home_organization
 from rallypoint.audit.models import AuditEntry, SecurityEvent
+from rallypoint.evacuation.models import Building, Floor, PersonState, StatusReport, Zone, ZoneReport
 from rallypoint.integrations.models import ApiKey
 from rallypoint.notify.models import PushSubscription
 from rallypoint.people.models import Group, Membership
@@ -130,6 +131,11 @@ ROUTES = {
     "api/v1/alarms/<alarm_id>/level": "site",
     "api/v1/alarms/<alarm_id>/end": "site",
     "api/v1/alarms/<alarm_id>/answer": "site",
+    "api/v1/alarms/<alarm_id>/status": "site",
+    "api/v1/alarms/<alarm_id>/statuses": "site",
+    "api/v1/alarms/<alarm_id>/zones/<zone_id>": "site",
+    "api/v1/alarms/<alarm_id>/evacuation": "site",
+    "api/v1/alarms/<alarm_id>/missing": "site",
     "push/subscriptions/": "site",
     "push/subscriptions/remove/": "site",
     "push/key": "public",
@@ -183,6 +189,7 @@ def foreign_objects(world, persona: str) -> list[dict]:
             "world": sw,
             "membership_id": sw.people[Role.EMPLOYEE].pk,
             "group_id": sw.group.pk,
+            "zone_id": _foreign_zone(sw.site).pk,
             "site_id": sw.site.pk,
             "user_id": (world.super_b if sw is world.b else sw.people[Role.ADMIN].user).pk,
             "uidb64": urlsafe_base64_encode(force_bytes(sw.people[Role.ADMIN].user.pk)),
@@ -196,6 +203,12 @@ def foreign_objects(world, persona: str) -> list[dict]:
                                                  credential_id=f"foreign-{sw.site.pk}").pk,
         })
     return result
+
+
+def _foreign_zone(site: Site) -> Zone:
+    building = Building.objects.create(site=site, name=f"Building{site.pk}zq")
+    floor = Floor.objects.create(site=site, building=building, name="Ground floor")
+    return Zone.objects.create(site=site, floor=floor, name=f"Zone{site.pk}zq")
 
 
 def _foreign_session(user) -> UserSession:
@@ -242,8 +255,10 @@ def snapshot(site: Site) -> tuple:
                  list(Question.objects.filter(site=site).order_by("pk").values_list("pk", "text")),
                  list(ScenarioDocument.objects.filter(site=site).order_by("pk").values_list("pk", "title")),
                  PushSubscription.objects.filter(site=site).count())
+    evacuation = (StatusReport.objects.filter(site=site).count(), ZoneReport.objects.filter(site=site).count(),
+                  PersonState.objects.filter(site=site).count())
     return (site.name, site.time_zone, memberships, groups, members, supers, audits, sessions, tokens, factors,
-            keys, alarms, alarm_events, answers, scenarios, structure)
+            keys, alarms, alarm_events, answers, scenarios, structure, evacuation)
 
 
 def _body(response) -> str:

@@ -53,6 +53,26 @@ class GroupCommit:
         self._queue.put((item, future))
         return future.result(timeout)
 
+    def submit_many(self, items: list, timeout: float = 30.0) -> list:
+        """Write several items (all queued at once, so they share transactions); returns each item's result
+        or the exception that refused it, in order."""
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():
+                return self.handler(list(items))
+        futures = []
+        self._ensure_thread()
+        for item in items:
+            future: Future = Future()
+            self._queue.put((item, future))
+            futures.append(future)
+        results = []
+        for future in futures:
+            try:
+                results.append(future.result(timeout))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
     def _write_here(self, item):
         with transaction.atomic():
             result = self.handler([item])[0]

@@ -32,6 +32,7 @@ from django.utils import timezone
 from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms import links
 from rallypoint.alarms.models import Alarm, AlarmRecipient
+from rallypoint.evacuation import status as evacuation_status
 from rallypoint.lib.bulk import insert_rows
 from rallypoint.lib.dbpool import before_work, give_back
 from rallypoint.notify import kinds, messages, outbox, registry
@@ -389,6 +390,7 @@ class DeliveryWorker:
         self.batch = batch or settings.WORKER_BATCH
         self.wake = threading.Event()
         self._counts_due: dict[int, float] = {}
+        self._evacuation_due: set[int] = set()
         self._swept_at = None
         if self.threads:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="send", initializer=before_work)
@@ -485,6 +487,8 @@ class DeliveryWorker:
         self._swept_at = now
         for alarm_id in alarm_actions.alarms_with_new_answers(since):
             self._counts_due.setdefault(alarm_id, 0.0)
+        for alarm_id in evacuation_status.alarms_with_new_reports(since):
+            self._evacuation_due.add(alarm_id)
 
     def publish_counts(self, force: bool = False) -> None:
         """Tell the cockpit about changed delivery counts, at most once a second per alarm."""
@@ -497,6 +501,9 @@ class DeliveryWorker:
             alarm = Alarm.objects.filter(pk=alarm_id).first()
             if alarm is not None:
                 alarm_actions.publish_counts(alarm)
+        due, self._evacuation_due = self._evacuation_due, set()
+        for alarm_id in due:  # status reports: the web processes publish at most once a second per alarm
+            evacuation_status.publish_counts(alarm_id)
 
     def loop(self, stop: threading.Event, *, idle_seconds: float = 0.5) -> None:
         """Send until ``stop`` is set. Two batches overlap: the next one is claimed, prepared and queued

@@ -131,3 +131,38 @@ register("alarm.ended", "alarm")(AlarmChange)
 class AlarmCounts(Payload):
     alarm_id: int
     counts: dict
+
+
+# Evacuation ---------------------------------------------------------------------------------------
+
+class StatusChange(Payload):
+    membership: int
+    status: str
+    assembly_point: int | None
+    zone: int | None
+    at: str
+    by: int | None  # who reported it (membership id); None: a system
+
+
+@register("evacuation.statuses", "perm")
+class EvacuationStatuses(Payload):
+    """New current statuses of people in an evacuation, for the roll-call pages (ids only: the pages
+    hold the names of the people they may see)."""
+
+    alarm_id: int
+    changes: list[StatusChange]
+
+
+@register("evacuation.zone", "cockpit")
+class EvacuationZone(Payload):
+    alarm_id: int
+    zone: int
+    state: str
+    remaining: int
+    at: str
+
+
+@register("evacuation.counts", "cockpit")
+class EvacuationCounts(Payload):
+    alarm_id: int
+    counts: dict

@@ -1,0 +1,149 @@
+"""Who is expected, who is accounted for, who is missing: read models for the roll call and the cockpit.
+
+On site = a current presence (see :class:`~rallypoint.evacuation.models.Presence`), in the zones the
+alarm evacuates (a presence without a known zone or building counts everywhere: better one name too many
+on the missing list than one too few). Accounted for = anyone with a current status in the alarm
+(:class:`~rallypoint.evacuation.models.PersonState`). Missing = on site and not accounted for.
+
+Each is a few queries over ids; names are decrypted only for the people a page shows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+from rallypoint.alarms.models import Alarm, Scenario
+from rallypoint.evacuation.models import AssemblyPoint, Building, PersonState, Presence, Status, Zone, ZoneReport
+from rallypoint.people.models import Membership
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a person on site was last known to be, and how that was learnt."""
+
+    membership_id: int
+    building_id: int | None
+    zone_id: int | None
+    source: str
+    since: datetime
+
+
+def affected_zone_ids(alarm: Alarm) -> set[int] | None:
+    """The zones the alarm evacuates; None: the whole site."""
+    evacuates = alarm.scenario.evacuates
+    if evacuates == Scenario.Evacuates.ALL or (evacuates and not (alarm.zone_id or alarm.building_id)):
+        return None
+    zones = Zone.objects.for_site(alarm.site_id)
+    if evacuates == Scenario.Evacuates.BUILDING:
+        building = alarm.building_id or Zone.objects.filter(pk=alarm.zone_id).values_list(
+            "floor__building_id", flat=True).first()
+        return set(zones.filter(floor__building_id=building).values_list("pk", flat=True))
+    if evacuates == Scenario.Evacuates.ZONE and alarm.zone_id:
+        neighbours = Zone.neighbours.through.objects.filter(from_zone_id=alarm.zone_id).values_list(
+            "to_zone_id", flat=True)
+        return {alarm.zone_id, *neighbours}
+    if evacuates == Scenario.Evacuates.ZONE:  # a building but no zone was given: all of the building
+        return set(zones.filter(floor__building_id=alarm.building_id).values_list("pk", flat=True))
+    return set()
+
+
+def on_site(alarm: Alarm, now=None) -> dict[int, Place]:
+    """The people on site now whom the alarm concerns, with their last known place (newest presence)."""
+    affected = affected_zone_ids(alarm)
+    buildings: set[int] | None = None
+    if affected is not None:
+        buildings = set(Zone.objects.filter(pk__in=affected).values_list("floor__building_id", flat=True))
+    places: dict[int, Place] = {}
+    rows = Presence.objects.for_site(alarm.site_id).current(now or timezone.now()).values_list(
+        "membership_id", "building_id", "zone_id", "source", "arrived_at")
+    for membership_id, building_id, zone_id, source, arrived in rows:
+        known = places.get(membership_id)
+        if known is not None and known.since >= arrived:
+            continue
+        places[membership_id] = Place(membership_id, building_id, zone_id, source, arrived)
+    if affected is None:
+        return places
+    return {m: p for m, p in places.items()
+            if (p.zone_id in affected) or (p.zone_id is None and (p.building_id is None or p.building_id in buildings))}
+
+
+def states(alarm: Alarm) -> dict[int, tuple[str, int | None, int | None]]:
+    """Each person's current status: ``{membership id: (status, assembly point id, zone id)}``."""
+    return {m: (s, a, z) for m, s, a, z in PersonState.objects.for_site(alarm.site_id).filter(alarm=alarm)
+            .values_list("membership_id", "status", "assembly_point_id", "zone_id")}
+
+
+def zone_states(alarm: Alarm) -> dict[int, tuple[str, int]]:
+    """Each reported zone's newest state: ``{zone id: (state, persons remaining)}``."""
+    result: dict[int, tuple[str, int]] = {}
+    for zone_id, state, remaining in ZoneReport.objects.for_site(alarm.site_id).filter(alarm=alarm).order_by(
+            "at", "pk").values_list("zone_id", "state", "remaining"):
+        result[zone_id] = (state, remaining)
+    return result
+
+
+def counts(alarm: Alarm) -> dict:
+    """Numbers only, for the cockpit: people on site, statuses, accounted for, per zone and assembly point."""
+    present = on_site(alarm)
+    current = states(alarm)
+    by_status = Counter(status for status, _point, _zone in current.values())
+    no_status = [p for m, p in present.items() if m not in current]
+    by_zone: dict[str, dict] = defaultdict(lambda: {"on_site": 0, "no_status": 0})
+    for place in present.values():
+        if place.zone_id is not None:
+            by_zone[str(place.zone_id)]["on_site"] += 1
+    for place in no_status:
+        if place.zone_id is not None:
+            by_zone[str(place.zone_id)]["no_status"] += 1
+    for zone_id, (state, remaining) in zone_states(alarm).items():
+        by_zone[str(zone_id)].update(state=state, remaining=remaining)
+    by_point = Counter(str(point) for _status, point, _zone in current.values() if point is not None)
+    accounted = sum(1 for m in present if m in current) + sum(1 for m in current if m not in present)
+    expected = len(present) + sum(1 for m in current if m not in present)
+    return {"on_site": len(present), "no_status": len(no_status), "accounted": accounted,
+            "percent": round(100 * accounted / expected) if expected else 100,
+            "safe": by_status.get(Status.SAFE, 0), "need_help": by_status.get(Status.NEED_HELP, 0),
+            "not_on_site": by_status.get(Status.NOT_ON_SITE, 0),
+            "by_zone": dict(by_zone), "by_assembly_point": dict(by_point)}
+
+
+@dataclass
+class Missing:
+    membership: Membership
+    place: Place
+    building: str
+    zone: str
+
+
+def missing(alarm: Alarm) -> list[Missing]:
+    """On site, concerned, and without a status: with their last known place, sorted by zone and name."""
+    present = on_site(alarm)
+    current = states(alarm)
+    absent_ids = [m for m in present if m not in current]
+    people = Membership.objects.for_site(alarm.site_id).filter(pk__in=absent_ids).in_bulk()
+    zones = {z.pk: z for z in Zone.objects.for_site(alarm.site_id).select_related("floor__building")}
+    buildings = dict(Building.objects.for_site(alarm.site_id).values_list("pk", "name"))
+    rows = []
+    for membership_id in absent_ids:
+        person = people.get(membership_id)
+        if person is None:
+            continue
+        place = present[membership_id]
+        zone = zones.get(place.zone_id)
+        building = zone.floor.building.name if zone else buildings.get(place.building_id, "")
+        rows.append(Missing(person, place, building, zone.name if zone else ""))
+    rows.sort(key=lambda r: (r.building == "", r.building, r.zone == "", r.zone, r.membership.full_name.casefold()))
+    return rows
+
+
+def expected_at(alarm: Alarm, point: AssemblyPoint) -> list[int]:
+    """Membership ids of the people on site whose last known zone evacuates to ``point`` (without a known
+    zone: whose building has a zone that does)."""
+    zone_ids = set(point.zones.values_list("pk", flat=True))
+    buildings = set(Zone.objects.filter(pk__in=zone_ids).values_list("floor__building_id", flat=True))
+    return [m for m, p in on_site(alarm).items()
+            if p.zone_id in zone_ids or (p.zone_id is None and p.building_id in buildings)]
