@@ -39,6 +39,7 @@ from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.accounts.sessions import HANDLE, SIGNED_IN_AT, SessionStore
 from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms.models import Alarm, AlarmRecipient, Scenario
+from rallypoint.evacuation.models import PersonState
 from rallypoint.integrations.actions import create_api_key
 from rallypoint.people.models import Membership
 from rallypoint.realtime import events, hub, schemas
@@ -389,6 +390,19 @@ class Commands:
     @staticmethod
     def answers(alarm: int, answer: str) -> int:
         return AlarmRecipient.objects.filter(alarm_id=alarm, answer=answer).count()
+
+    @staticmethod
+    def evacuation(site: int) -> int:
+        """An evacuation alarm at the site (a scenario that evacuates everyone); returns its id."""
+        chosen = Site.objects.get(pk=site)
+        scenario = fire_scenario(chosen, name=f"Evacuation {secrets.token_hex(3)}", evacuates="all")
+        alarm, _created = _with_hub(True, lambda: alarm_actions.trigger_alarm(site=chosen, scenario=scenario))
+        return alarm.pk
+
+    @staticmethod
+    def statuses(alarm: int) -> dict:
+        return {str(m): s for m, s in PersonState.objects.filter(alarm_id=alarm).values_list("membership_id",
+                                                                                          "status")}
 
     @staticmethod
     def session(membership: int, signed_in_hours_ago: float = 0) -> str:

@@ -288,6 +288,42 @@ def test_a_hello_with_an_unreadable_number_is_refused(stream, last_seq):
     assert bad_site.closed_with(LIVE)[:2] == (4000, "protocol_error")
 
 
+def reply_to(client, ref: str) -> dict:
+    while True:
+        frame = client.recv(LIVE)
+        if frame.get("ref") == ref:
+            return frame
+
+
+def test_an_answer_over_the_socket_is_recorded_and_acknowledged(stream):
+    employee, guest = stream.client("employee"), stream.client("guest")
+    alarm = stream.raise_alarm()
+    employee.send({"type": "answer", "ref": "a1", "alarm": alarm["id"], "answer": "accepted"})
+    assert reply_to(employee, "a1") == {"type": "ack", "ref": "a1", "alarm": alarm["id"], "answer": "accepted"}
+    assert stream.control.call("answers", alarm=alarm["id"], answer="accepted") >= 1
+    guest.send({"type": "answer", "ref": "g1", "alarm": alarm["id"], "answer": "accepted"})  # not asked
+    assert reply_to(guest, "g1") == {"type": "refused", "ref": "g1", "reason": "forbidden"}
+    employee.send({"type": "answer", "ref": "a2", "alarm": alarm["id"], "answer": "maybe"})
+    assert reply_to(employee, "a2")["reason"] == "invalid"
+    employee.send({"type": "answer", "ref": "a3", "alarm": 10**30, "answer": "accepted"})
+    assert reply_to(employee, "a3")["reason"] == "not_found"
+
+
+def test_a_status_report_over_the_socket_is_recorded(stream):
+    alarm = stream.control.call("evacuation", site=stream.site("one"))
+    employee, lead = stream.client("employee"), stream.client("lead")
+    employee.send({"type": "status", "ref": "s1", "alarm": alarm, "status": "safe"})
+    assert reply_to(employee, "s1")["type"] == "ack"
+    employee.send({"type": "status", "ref": "s2", "alarm": alarm, "status": "safe",
+                   "person": stream.membership("guest")})  # not hers to report
+    assert reply_to(employee, "s2")["reason"] == "forbidden"
+    lead.send({"type": "status", "ref": "l1", "alarm": alarm, "status": "need_help",
+               "person": stream.membership("guest"), "key": "lead-phone-1"})  # the roll call may
+    assert reply_to(lead, "l1")["type"] == "ack"
+    assert stream.control.call("statuses", alarm=alarm) == {str(stream.membership("employee")): "safe",
+                                                            str(stream.membership("guest")): "need_help"}
+
+
 def test_a_receipt_for_an_impossible_alarm_number_is_ignored_without_a_traceback(stream):
     lead = stream.client("lead")
     for alarm in (10**30, -5, 2**63):

@@ -15,15 +15,18 @@ from types import SimpleNamespace
 
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from rallypoint.accounts import mfa
 from rallypoint.accounts.models import User, UserSession
 from rallypoint.accounts.sessions import SIGNED_IN_AT, SessionStore
 from rallypoint.alarms import actions as alarm_actions
-from rallypoint.alarms.models import AlarmRecipient
+from rallypoint.alarms.models import Alarm, AlarmRecipient
+from rallypoint.evacuation import status as evacuation_status
 from rallypoint.people.models import Membership
 from rallypoint.realtime.events import MEMBERS, as_frame, session_digest
 from rallypoint.realtime.models import SiteStream, StreamEvent
@@ -257,3 +260,71 @@ def mark_seen(viewer: Viewer, alarm_id: int) -> bool:
             alarm_id=alarm_id, membership_id=viewer.membership_id).exists():
         return False
     return alarm_actions.mark_seen(alarm_id=alarm_id, membership_id=viewer.membership_id)
+
+
+# Requests over the socket -------------------------------------------------------------------------
+
+def _membership(viewer: Viewer) -> Membership | None:
+    if viewer.membership_id is None:
+        return None
+    return Membership.objects.filter(pk=viewer.membership_id, site_id=viewer.site_id, is_active=True).first()
+
+
+def _alarm(viewer: Viewer, alarm_id) -> Alarm | None:
+    if not isinstance(alarm_id, int) or isinstance(alarm_id, bool) or not 0 < alarm_id < 2**63:
+        return None
+    return Alarm.objects.for_site(viewer.site_id).select_related("scenario").filter(pk=alarm_id).first()
+
+
+def _refused(exc: Exception) -> dict:
+    if isinstance(exc, PermissionDenied):
+        return {"type": "refused", "reason": "forbidden"}
+    messages = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+    return {"type": "refused", "reason": "invalid", "detail": messages}
+
+
+def request_answer(viewer: Viewer, data: dict) -> dict:
+    """``answer``: accept or decline an alarm sent to the viewer."""
+    membership, alarm = _membership(viewer), _alarm(viewer, data.get("alarm"))
+    if membership is None or alarm is None:
+        return {"type": "refused", "reason": "not_found"}
+    try:
+        recipient = alarm_actions.answer_alarm(alarm=alarm, membership=membership, answer=data.get("answer"),
+                                               via="app")
+    except (PermissionDenied, ValidationError) as exc:
+        return _refused(exc)
+    return {"type": "ack", "alarm": alarm.pk, "answer": recipient.answer}
+
+
+def request_status(viewer: Viewer, data: dict) -> dict:
+    """``status``: a status report in an evacuation, the viewer's own or (roll call, a group's leader)
+    someone else's."""
+    membership, alarm = _membership(viewer), _alarm(viewer, data.get("alarm"))
+    if membership is None or alarm is None:
+        return {"type": "refused", "reason": "not_found"}
+    person_id = data.get("person", membership.pk)
+    person = Membership.objects.for_site(viewer.site_id).filter(pk=person_id).first() if isinstance(
+        person_id, int) and not isinstance(person_id, bool) else None
+    if person is None:
+        return {"type": "refused", "reason": "not_found"}
+    try:
+        at = data.get("at")
+        report = evacuation_status.report_status(
+            alarm=alarm, person=person, status=data.get("status"),
+            reporter=evacuation_status.Reporter(membership, permissions_for(viewer.role)),
+            assembly_point_id=_id_or_none(data.get("assembly_point")), zone_id=_id_or_none(data.get("zone")),
+            note=str(data.get("note") or ""), at=parse_datetime(at) if isinstance(at, str) else None,
+            client_key=str(data.get("key") or ""))
+    except (PermissionDenied, ValidationError) as exc:
+        return _refused(exc)
+    except ValueError:
+        return {"type": "refused", "reason": "invalid"}
+    return {"type": "ack", "alarm": alarm.pk, "person": person.pk, "status": report.status}
+
+
+def _id_or_none(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63 else None
+
+
+#: The requests a client may send over the socket, by type.
+REQUESTS = {"answer": request_answer, "status": request_status}

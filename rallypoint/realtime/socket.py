@@ -8,8 +8,13 @@ is refused (HTTP 403). Nothing is read from the URL.
 Protocol (JSON text messages):
 
 - client → ``{"type": "hello", "last_seq": N | null, "site": S | null}`` first, within 10 s;
-  then ``{"type": "ping"}`` (answered ``{"type": "pong"}``) and
-  ``{"type": "seen", "alarm": id}`` (the page showed the alarm: in-app receipt).
+  then ``{"type": "ping"}`` (answered ``{"type": "pong"}``),
+  ``{"type": "seen", "alarm": id}`` (the page showed the alarm: in-app receipt),
+  ``{"type": "answer", "ref": r, "alarm": id, "answer": "accepted" | "declined"}`` and
+  ``{"type": "status", "ref": r, "alarm": id, "status": …, "person"?: membership id,
+  "assembly_point"?: id, "zone"?: id, "note"?: text, "at"?: ISO time, "key"?: client key}``, each answered
+  ``{"type": "ack", "ref": r, …}`` or ``{"type": "refused", "ref": r, "reason": code, "detail"?: text}``
+  (see :data:`rallypoint.realtime.access.REQUESTS`).
 - server → the missed events of the site (seq > N) the person may see, then
   ``{"type": "ready", "site": S, "seq": M, "complete": bool}``, then live events
   in seq order, without gaps or duplicates, and every 15 s (the sockets spread over those seconds)
@@ -78,6 +83,8 @@ REPLAY_LIMIT = 1000
 #: How long a feed waits for a frame that is out of order before reading it from the database.
 GAP_WAIT_SECONDS = 0.2
 MESSAGE_LIMIT = 1024
+#: Answers and reports one socket may have under way at once.
+REQUESTS_IN_FLIGHT = 8
 DB_THREADS = 4
 RECHECK_BATCH = 1000
 
@@ -92,6 +99,10 @@ CLOSE_FOR = {access.SIGNED_OUT: SIGNED_OUT, access.NO_ACCESS: NO_ACCESS, access.
 
 _slots = itertools.count()
 _executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="stream-db")
+#: Answers and reports wait in their thread until their group is written (rallypoint.lib.groupcommit):
+#: many threads, mostly waiting, kept apart from the handshakes' and re-checks' ones.
+REQUEST_THREADS = 32
+_request_executor = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="stream-req")
 
 
 def encode(frame: dict) -> str:
@@ -109,9 +120,9 @@ def _in_thread(fn, *args):
         give_back()  # PostgreSQL: the pool's connection is free for requests while this thread idles
 
 
-async def run_db(fn, *args):
+async def run_db(fn, *args, executor: ThreadPoolExecutor = _executor):
     """Run ORM code in the endpoint's thread pool (never in the event loop)."""
-    return await asyncio.get_running_loop().run_in_executor(_executor, _in_thread, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(executor, _in_thread, fn, *args)
 
 
 # ---------------------------------------------------------------- handshake
@@ -241,6 +252,7 @@ class Connection:
         self.closing: tuple[int, str] | None = None
         self.gone = False  # the client has disconnected
         self.seen: set[int] = set()
+        self.in_flight = 0  # requests (answers, reports) of this socket being written
         self.slot = next(_slots) % HEARTBEAT_SECONDS  # the second of the heartbeat interval that is this socket's
 
     # Called by the fan-out, in the event loop, in seq order; never blocks.
@@ -379,7 +391,32 @@ class Connection:
                 self.push(PONG)
             elif kind == "seen":
                 self._seen(data.get("alarm"))
+            elif kind in access.REQUESTS:
+                self._request(kind, data)
             # "hello" again, or a type of a later version: ignored
+
+    def _request(self, kind: str, data: dict) -> None:
+        """An answer or a status report sent over the socket (the app has it open anyway: no request, no
+        sign-in per answer). Answered ``ack`` or ``refused`` with the client's ``ref``; at most
+        REQUESTS_IN_FLIGHT at a time per socket (more are refused ``busy``)."""
+        ref = data.get("ref")
+        if not (isinstance(ref, str) and 0 < len(ref) <= 64) or self.closing is not None:
+            return
+        if self.in_flight >= REQUESTS_IN_FLIGHT:
+            self.push(encode({"type": "refused", "ref": ref, "reason": "busy"}))
+            return
+        self.in_flight += 1
+        self.fanout.spawn(self._answer_request(kind, data, ref))
+
+    async def _answer_request(self, kind: str, data: dict, ref: str) -> None:
+        try:
+            reply = await run_db(access.REQUESTS[kind], self.viewer, data, executor=_request_executor)
+        except Exception:
+            log.exception("stream request failed", extra={"type": kind})
+            reply = {"type": "refused", "reason": "unavailable"}
+        finally:
+            self.in_flight -= 1
+        self.push(encode({**reply, "ref": ref}))
 
     def _seen(self, alarm_id) -> None:
         if not _number(alarm_id) or alarm_id in self.seen:
