@@ -233,7 +233,8 @@ class Bench:
                "--origin", f"http://127.0.0.1:{port}", "--count", str(n), "--results", str(results),
                "--connect-concurrency", str(self.args.connect_concurrency),
                "--accept-concurrency", str(self.args.accept_concurrency),
-               "--accept-timeout", str(self.args.accept_timeout), "--accept-after", str(self.args.accept_after)]
+               "--accept-timeout", str(self.args.accept_timeout), "--accept-after", str(self.args.accept_after),
+               "--answer-via", self.args.answer_via]
         if kind == "product":
             cmd += ["--people", self.world[str(site or n)]["people"], "--cookie-name", COOKIE,
                     "--http", f"127.0.0.1:{port}", "--accept" if self.args.accept else "--no-accept"]
@@ -326,6 +327,13 @@ class Bench:
             if len(accepted) == n:
                 out["last_accept_s"] = max(accepted) - t0
                 out["accept_p50_s"] = percentile([a - t0 for a in accepted], 0.50)
+                # from tapping "accept" to the answer recorded and acknowledged, and the rate of the crowd
+                latencies = [(a - t) * 1000 for a, t in zip(results["accepted"], results["tapped"], strict=True)
+                             if a is not None and t is not None]
+                taps = [t for t in results["tapped"] if t is not None]
+                out["answer_p50_ms"] = percentile(latencies, 0.50)
+                out["answer_p99_ms"] = percentile(latencies, 0.99)
+                out["answers_per_s"] = n / max(1e-3, max(accepted) - min(taps))
             else:  # not all within --accept-timeout, or some gave up after 4 tries: reported, not hidden
                 print(f"warning: only {len(accepted)} of {n} acceptances succeeded in time "
                       f"(failed tries: {results['accept_errors']})", file=sys.stderr)
@@ -399,7 +407,7 @@ def trace_figures(path: Path, alarm: int, t0: float, last_receipt: float) -> dic
 
 
 MEDIAN_KEYS = ("p50_ms", "p99_ms", "max_ms", "min_ms", "trigger_answered_ms", "last_accept_s", "accept_p50_s",
-               "accepted",
+               "answer_p50_ms", "answer_p99_ms", "answers_per_s", "accepted",
                "failed_tries", "txn_start_ms", "event_written_ms", "published_ms", "members_done_ms",
                "offer_start_ms", "offer_done_ms", "first_sent_ms", "last_sent_ms", "recheck_during_s",
                "connect_s", "foreign_cpu_s")
@@ -494,6 +502,9 @@ def main() -> int:
     parser.add_argument("--accept-timeout", type=float, default=900)
     parser.add_argument("--accept-after", type=float, default=1.0,
                         help="seconds between a client receiving the alarm and tapping 'accept' (default 1)")
+    parser.add_argument("--answer-via", choices=("socket", "api"), default="socket",
+                        help="how the clients accept: over their stream socket, as the app does (default), or "
+                             "with POST /api/v1/alarms/{id}/answer and their app token")
     parser.add_argument("--accept", action=argparse.BooleanOptionalAction, default=True,
                         help="--no-accept: the clients only receive (to see the fan-out without the answers' load)")
     parser.add_argument("--bare-padding", action="store_true",

@@ -99,6 +99,8 @@ class Crowd:
         self.sockets: list[ClientConnection | None] = [None] * self.n
         self.receipts: list[float | None] = [None] * self.n
         self.accepted: list[float | None] = [None] * self.n
+        self.tapped: list[float | None] = [None] * self.n  # when the client "tapped accept" (first try)
+        self.answer_tries = [0] * self.n
         self.accept_errors: dict[str, int] = {}
         self.frame = ""  # the alarm frame's text as received (the bare server is given the same to send)
         self.closed_early = 0
@@ -153,6 +155,9 @@ class Crowd:
 
     def receive(self, i: int, message: str) -> None:
         at = time.time()
+        if '"ref"' in message:  # the answer to an answer sent over the socket
+            self.socket_reply(i, json.loads(message), at)
+            return
         if "alarm.raised" not in message:  # heartbeats, pongs
             if i == 0 and '"heartbeat"' in message:
                 self.heartbeats.append(at)
@@ -163,7 +168,9 @@ class Crowd:
         self.receipts[i] = at
         if not self.frame:
             self.frame = message
-        if self.people and self.args.accept:
+        if self.people and self.args.accept and self.args.answer_via == "socket":
+            asyncio.get_running_loop().call_later(self.args.accept_after, self.answer_on_socket, i, frame["alarm"])
+        elif self.people and self.args.accept:
             asyncio.get_running_loop().call_later(self.args.accept_after, self.queue.put_nowait,
                                                   (i, frame["alarm"]))
         self.received += 1
@@ -173,10 +180,34 @@ class Crowd:
             self.usage_at_last = resource.getrusage(resource.RUSAGE_SELF)
             self.all_received.set()
 
+    def answer_on_socket(self, i: int, alarm: int) -> None:
+        """As the app does with its stream open: the answer goes over the socket (no request, no sign-in)."""
+        if self.tapped[i] is None:
+            self.tapped[i] = time.time()
+            self.queue.put_nowait((i, alarm))  # done when acknowledged (or given up)
+        self.answer_tries[i] += 1
+        message = json.dumps({"type": "answer", "ref": f"{alarm}", "alarm": alarm, "answer": "accepted"})
+        asyncio.get_running_loop().create_task(self.sockets[i].send(message))
+
+    def socket_reply(self, i: int, reply: dict, at: float) -> None:
+        if reply.get("type") == "ack" and self.accepted[i] is None:
+            self.accepted[i] = at
+            self.queue.task_done()
+            return
+        if reply.get("type") == "refused":
+            reason = str(reply.get("reason"))
+            self.accept_errors[reason] = self.accept_errors.get(reason, 0) + 1
+            if self.answer_tries[i] < ACCEPT_TRIES and reason in ("busy", "unavailable"):
+                asyncio.get_running_loop().call_later(0.5 * 2 ** self.answer_tries[i], self.answer_on_socket, i,
+                                                      int(reply["ref"]))
+            else:
+                self.queue.task_done()
+
     async def accept_worker(self, host: str, port: int) -> None:
         http = Http(host, port)
         while True:
             i, alarm = await self.queue.get()
+            self.tapped[i] = time.time()
             for attempt in range(ACCEPT_TRIES):  # as the app does: a failed answer is sent again
                 try:
                     status = await http.post(f"/api/v1/alarms/{alarm}/answer", {"answer": "accepted"},
@@ -212,14 +243,14 @@ async def run(args) -> dict:
     if connected < crowd.n:
         return {"connected": connected, "connect_seconds": connect_seconds}
     workers = []
-    if people and args.accept:
+    if people and args.accept and args.answer_via == "api":
         host, port = args.http.rsplit(":", 1)
         workers = [asyncio.create_task(crowd.accept_worker(host, int(port))) for _ in range(args.accept_concurrency)]
     try:
         await asyncio.wait_for(crowd.all_received.wait(), args.receive_timeout)
     except TimeoutError:
         pass
-    if workers:
+    if people and args.accept:
         await asyncio.sleep(args.accept_after)  # every answer is in the queue after this
         try:
             await asyncio.wait_for(crowd.queue.join(), args.accept_timeout)
@@ -228,7 +259,8 @@ async def run(args) -> dict:
     for task in workers + listeners:
         task.cancel()
     return {"connected": connected, "connect_seconds": connect_seconds, "receipts": crowd.receipts,
-            "accepted": crowd.accepted, "accept_errors": crowd.accept_errors, "frame_bytes": len(crowd.frame.encode()),
+            "accepted": crowd.accepted, "tapped": crowd.tapped, "accept_errors": crowd.accept_errors,
+            "frame_bytes": len(crowd.frame.encode()),
             "frame": crowd.frame,
             "closed_early": crowd.closed_early, "heartbeats": crowd.heartbeats,
             # how busy the clients were between the first and the last receipt (CPU seconds)
@@ -245,6 +277,7 @@ def main() -> None:
     parser.add_argument("--cookie-name", default="rp_session")
     parser.add_argument("--http", help="host:port for the acceptance POSTs")
     parser.add_argument("--accept", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--answer-via", choices=("socket", "api"), default="socket")
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--accept-concurrency", type=int, default=200)
     parser.add_argument("--accept-after", type=float, default=1.0)

@@ -357,30 +357,41 @@ def answer_alarm(*, alarm: Alarm, membership: Membership, answer: str, via: str)
 
 
 def _write_answers(items: list[tuple]) -> list:
-    """One transaction for a group of answers (see :func:`answer_alarm`): each item's recipient row, or the
-    exception that refuses it. Counted after commit, once per alarm."""
+    """One transaction for a group of answers (see :func:`answer_alarm`): each item's recipient row (with
+    its answer), or the exception that refuses it. A few statements for the whole group, not a few per
+    answer; counted after commit, once per alarm."""
     alarms = {a.pk: a for a in Alarm.objects.filter(pk__in={item[0] for item in items})}
-    results, events, answered = [], [], {}
+    rows = {(alarm_id, membership_id): (pk, answer, answered_at) for pk, alarm_id, membership_id, answer, answered_at
+            in AlarmRecipient.objects.filter(alarm_id__in=list(alarms), membership_id__in={i[2] for i in items})
+            .values_list("pk", "alarm_id", "membership_id", "answer", "answered_at")}
+    results, changes, events, answered = [], {}, [], {}
     now = timezone.now()
     for alarm_id, site_id, membership_id, answer, via, language in items:
-        with translation.override(language):
-            recipient = (AlarmRecipient.objects.select_for_update()
-                         .filter(alarm_id=alarm_id, membership_id=membership_id, site_id=site_id).first())
-            alarm = alarms.get(alarm_id)
-            if recipient is None or alarm is None:
-                results.append(PermissionDenied())
-                continue
-            if not alarm.is_active:
+        alarm, row = alarms.get(alarm_id), rows.get((alarm_id, membership_id))
+        if row is None or alarm is None or alarm.site_id != site_id:
+            results.append(PermissionDenied())
+            continue
+        if not alarm.is_active:
+            with translation.override(language):
                 results.append(ValidationError(_("This alarm has already ended.")))
-                continue
-        if recipient.answer != answer:
-            recipient.answer, recipient.answered_at, recipient.answered_via = answer, now, via
-            recipient.save(update_fields=["answer", "answered_at", "answered_via"])
+            continue
+        pk, before, answered_at = row
+        if before != answer:
+            answered_at = now
+            rows[(alarm_id, membership_id)] = (pk, answer, now)
+            changes[pk] = (answer, via)
             kind = AlarmEvent.Kind.ACCEPTED if answer == "accepted" else AlarmEvent.Kind.DECLINED
             events.append(AlarmEvent(site_id=site_id, alarm_id=alarm_id, at=now, kind=kind,
                                      actor_id=membership_id, data={"via": via}))
             answered[alarm_id] = alarm
-        results.append(recipient)
+        results.append(AlarmRecipient(pk=pk, site_id=site_id, alarm_id=alarm_id, membership_id=membership_id,
+                                      answer=answer, answered_at=answered_at))
+    if changes:
+        at = connection.ops.adapt_datetimefield_value(now)
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {AlarmRecipient._meta.db_table} SET answer = %s, answered_at = %s, answered_via = %s "  # noqa: S608  # nosec B608 - our table
+                "WHERE id = %s", [(answer, at, via, pk) for pk, (answer, via) in changes.items()])
     AlarmEvent.objects.bulk_create(events)
     for alarm in answered.values():
         # Counted after commit: the count reads all of the alarm's rows, which must not hold up the

@@ -284,16 +284,21 @@ def _refused(exc: Exception) -> dict:
 
 
 def request_answer(viewer: Viewer, data: dict) -> dict:
-    """``answer``: accept or decline an alarm sent to the viewer."""
-    membership, alarm = _membership(viewer), _alarm(viewer, data.get("alarm"))
-    if membership is None or alarm is None:
+    """``answer``: accept or decline an alarm sent to the viewer. Nothing is read before the answer goes to
+    the group writer, which finds the viewer's recipient row of the alarm at their site or refuses (the
+    viewer's membership is re-checked every few seconds anyway)."""
+    alarm_id = data.get("alarm")
+    if viewer.membership_id is None or _id_or_none(alarm_id) is None:
         return {"type": "refused", "reason": "not_found"}
     try:
-        recipient = alarm_actions.answer_alarm(alarm=alarm, membership=membership, answer=data.get("answer"),
-                                               via="app")
-    except (PermissionDenied, ValidationError) as exc:
+        recipient = alarm_actions.answer_alarm(alarm=Alarm(pk=alarm_id, site_id=viewer.site_id),
+                                               membership=Membership(pk=viewer.membership_id),
+                                               answer=data.get("answer"), via="app")
+    except PermissionDenied:
+        return {"type": "refused", "reason": "forbidden"}
+    except ValidationError as exc:
         return _refused(exc)
-    return {"type": "ack", "alarm": alarm.pk, "answer": recipient.answer}
+    return {"type": "ack", "alarm": alarm_id, "answer": recipient.answer}
 
 
 def request_status(viewer: Viewer, data: dict) -> dict:
