@@ -234,7 +234,7 @@ class Bench:
                "--connect-concurrency", str(self.args.connect_concurrency),
                "--accept-concurrency", str(self.args.accept_concurrency),
                "--accept-timeout", str(self.args.accept_timeout), "--accept-after", str(self.args.accept_after),
-               "--answer-via", self.args.answer_via]
+               "--answer-via", self.args.answer_via, "--accept-spread", str(self.args.accept_spread)]
         if kind == "product":
             cmd += ["--people", self.world[str(site or n)]["people"], "--cookie-name", COOKIE,
                     "--http", f"127.0.0.1:{port}", "--accept" if self.args.accept else "--no-accept"]
@@ -502,6 +502,9 @@ def main() -> int:
     parser.add_argument("--accept-timeout", type=float, default=900)
     parser.add_argument("--accept-after", type=float, default=1.0,
                         help="seconds between a client receiving the alarm and tapping 'accept' (default 1)")
+    parser.add_argument("--accept-spread", type=float, default=0.0,
+                        help="the clients tap 'accept' spread evenly over this many seconds after --accept-after "
+                             "(N / spread answers a second; default 0: all at once)")
     parser.add_argument("--answer-via", choices=("socket", "api"), default="socket",
                         help="how the clients accept: over their stream socket, as the app does (default), or "
                              "with POST /api/v1/alarms/{id}/answer and their app token")

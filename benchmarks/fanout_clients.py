@@ -168,11 +168,12 @@ class Crowd:
         self.receipts[i] = at
         if not self.frame:
             self.frame = message
+        # Each person taps at their own moment within --accept-spread seconds: N / spread answers a second.
+        after = self.args.accept_after + self.args.accept_spread * i / self.n
         if self.people and self.args.accept and self.args.answer_via == "socket":
-            asyncio.get_running_loop().call_later(self.args.accept_after, self.answer_on_socket, i, frame["alarm"])
+            asyncio.get_running_loop().call_later(after, self.answer_on_socket, i, frame["alarm"])
         elif self.people and self.args.accept:
-            asyncio.get_running_loop().call_later(self.args.accept_after, self.queue.put_nowait,
-                                                  (i, frame["alarm"]))
+            asyncio.get_running_loop().call_later(after, self.queue.put_nowait, (i, frame["alarm"]))
         self.received += 1
         if self.received == 1:
             self.usage_at_first = resource.getrusage(resource.RUSAGE_SELF)
@@ -251,7 +252,7 @@ async def run(args) -> dict:
     except TimeoutError:
         pass
     if people and args.accept:
-        await asyncio.sleep(args.accept_after)  # every answer is in the queue after this
+        await asyncio.sleep(args.accept_after + args.accept_spread)  # every answer is in the queue after this
         try:
             await asyncio.wait_for(crowd.queue.join(), args.accept_timeout)
         except TimeoutError:
@@ -278,6 +279,7 @@ def main() -> None:
     parser.add_argument("--http", help="host:port for the acceptance POSTs")
     parser.add_argument("--accept", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--answer-via", choices=("socket", "api"), default="socket")
+    parser.add_argument("--accept-spread", type=float, default=0.0)
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--accept-concurrency", type=int, default=200)
     parser.add_argument("--accept-after", type=float, default=1.0)

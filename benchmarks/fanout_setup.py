@@ -40,9 +40,9 @@ from rallypoint.accounts.models import AppToken, UserSession  # noqa: E402
 from rallypoint.accounts.sessions import SessionStore  # noqa: E402
 from rallypoint.alarms.models import Alarm, AlarmRecipient  # noqa: E402
 from rallypoint.integrations.actions import create_api_key  # noqa: E402
+from rallypoint.people.models import Membership  # noqa: E402
 from rallypoint.realtime.models import StreamEvent  # noqa: E402
 from rallypoint.tenants import actions as tenant_actions  # noqa: E402
-from rallypoint.people.models import Membership  # noqa: E402
 from rallypoint.tenants.roles import Role  # noqa: E402
 from tests.alarm_fixtures import fire_scenario  # noqa: E402
 from tests.population import add_people  # noqa: E402

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from rallypoint.accounts import apptokens
 from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.accounts.models import AppToken
 from rallypoint.accounts.tokens import issue_password_link
@@ -128,6 +129,18 @@ def test_issuing_a_token_long_after_sign_in_needs_a_fresh_confirmation(world, si
 
 def test_a_token_stops_when_a_second_factor_becomes_required_and_is_missing(world, signed_in):
     token = issue(signed_in(Role.ADMIN))
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        assert api(token).status_code == 200
+        OrganizationSecurity.objects.filter(organization=world.org_a).update(second_factor="admins")
+        # A token's check is reused for a moment (a phone sends several requests in a row) …
+        assert api(token).status_code == 200
+        clock.shift(timedelta(seconds=apptokens.CHECK_SECONDS))
+        assert api(token).status_code == 401  # … then the new rule holds
+
+
+def test_a_revoked_token_stops_at_once(world, signed_in):
+    client = signed_in(Role.EMPLOYEE)
+    token = issue(client)
     assert api(token).status_code == 200
-    OrganizationSecurity.objects.filter(organization=world.org_a).update(second_factor="admins")
+    apptokens.revoke(AppToken.objects.filter(user=world.persona(Role.EMPLOYEE)), actor=None)
     assert api(token).status_code == 401

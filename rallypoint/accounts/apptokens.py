@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
+import threading
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -14,6 +17,7 @@ from rallypoint.accounts import mfa
 from rallypoint.accounts.models import AppToken
 from rallypoint.audit.actions import record_security_event
 from rallypoint.audit.models import SecurityEvent
+from rallypoint.people.models import Membership
 from rallypoint.tenants.roles import permissions_for
 from rallypoint.tenants.scoping import effective_role
 
@@ -47,19 +51,55 @@ def revoke(tokens, *, actor, request=None) -> int:
     for row in tokens.filter(revoked_at__isnull=True).select_related("site"):
         row.revoked_at = now
         row.save(update_fields=["revoked_at"])
+        forget_checked()  # this process checks every token anew (harmless should the revocation roll back)
         record_security_event(SecurityEvent.Kind.TOKEN_REVOKED, request=request, user=row.user, site=row.site,
                               actor=actor, detail={"token": row.pk})
         count += 1
     return count
 
 
+#: How long a checked token's verdict is reused by this process. A phone answering an alarm or reporting
+#: "safe" sends several requests within seconds; checking the token (its row, the person's role, the second-
+#: factor rule of every organisation they belong to) was most of such a request's time. A revocation, a
+#: deactivation or a role change reaches a token within this time (at once in the process that made it), as
+#: it reaches a socket at the stream's next re-check.
+CHECK_SECONDS = 2.0
+_checked: dict[str, tuple[float, AppToken, str, int | None]] = {}
+_checked_lock = threading.Lock()
+
+
 def authenticate(request, token: str) -> AppToken | None:
     """Resolve a bearer token into user, site, role and permissions on ``request``; None if it is no good."""
     if not token.startswith(PREFIX):
         return None
+    digest, clock = _digest(token), time.time()
+    known = _checked.get(digest)
+    if known is not None and clock - known[0] < CHECK_SECONDS:
+        _, row, role, membership_id = known
+        row = copy.copy(row)  # each request its own instances: nothing of one request leaks into another
+        row.user, row.site = copy.copy(known[1].user), known[1].site
+    else:
+        checked = _check(digest)
+        if checked is None:
+            _checked.pop(digest, None)
+            return None
+        row, role, membership_id = checked
+        with _checked_lock:
+            if len(_checked) > 10_000:
+                _checked.clear()
+            _checked[digest] = (clock, row, role, membership_id)
+        row = copy.copy(row)
+        row.user = copy.copy(row.user)
+    request.user, request.site, request.site_role = row.user, row.site, role
+    request.site_perms = permissions_for(role)
+    request.membership_id = membership_id
+    return row
+
+
+def _check(digest: str) -> tuple[AppToken, str, int | None] | None:
     now = timezone.now()
     row = (AppToken.objects.select_related("user", "site__organization")
-           .filter(token_hash=_digest(token), revoked_at__isnull=True).first())
+           .filter(token_hash=digest, revoked_at__isnull=True).first())
     if row is None or now - row.last_used_at > timedelta(days=settings.APP_TOKEN_IDLE_DAYS):
         return None
     role = effective_role(row.user, row.site)
@@ -67,6 +107,12 @@ def authenticate(request, token: str) -> AppToken | None:
         return None  # no access left, or a second factor is now required and missing
     if now - row.last_used_at > TOUCH_EVERY:
         AppToken.objects.filter(pk=row.pk).update(last_used_at=now)
-    request.user, request.site, request.site_role = row.user, row.site, role
-    request.site_perms = permissions_for(role)
-    return row
+    membership_id = Membership.objects.filter(site=row.site, user=row.user, is_active=True).values_list(
+        "pk", flat=True).first()
+    return row, role, membership_id
+
+
+def forget_checked() -> None:
+    """Tokens are checked anew at their next use (after a revocation in this process)."""
+    with _checked_lock:
+        _checked.clear()

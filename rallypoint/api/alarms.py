@@ -30,6 +30,7 @@ from rallypoint.alarms.models import Alarm, Level, Scenario
 from rallypoint.api.auth import AppTokenAuth
 from rallypoint.integrations.actions import KEY_PREFIX, authenticate_api_key, record_api_key_use
 from rallypoint.integrations.models import ApiKey
+from rallypoint.people.models import Membership
 from rallypoint.tenants.roles import Perm
 
 router = Router(tags=["alarms"])
@@ -415,9 +416,22 @@ def end(request, alarm_id: int, payload: EndIn):
 def answer(request, alarm_id: int, payload: AnswerAlarmIn):
     """Accept or decline an alarm sent to you."""
     _require_site(request)
-    alarm = _find_alarm(request, alarm_id)
-    membership = actions.membership_of(request.user, request.site)
-    if membership is None:
-        raise PermissionDenied
-    recipient = actions.answer_alarm(alarm=alarm, membership=membership, answer=payload.answer, via="api")
-    return {"alarm_id": alarm.pk, "answer": recipient.answer, "answered_at": recipient.answered_at}
+    # Nothing is read first: the answer finds the caller's recipient row of the alarm at this site, or is
+    # refused like a missing alarm (404: the same for one that does not exist or was not sent to the caller).
+    membership_id = _membership_id(request)
+    if membership_id is None:
+        raise Http404
+    try:
+        recipient = actions.answer_alarm(alarm=Alarm(pk=alarm_id, site_id=request.site.pk),
+                                         membership=Membership(pk=membership_id), answer=payload.answer, via="api")
+    except PermissionDenied:
+        raise Http404 from None
+    return {"alarm_id": alarm_id, "answer": recipient.answer, "answered_at": recipient.answered_at}
+
+
+def _membership_id(request) -> int | None:
+    """The caller's membership at the site: known from the app token, or from the session's site."""
+    if hasattr(request, "membership_id"):
+        return request.membership_id
+    membership = getattr(request, "membership", None)
+    return membership.pk if membership is not None else None

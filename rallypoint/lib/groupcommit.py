@@ -10,8 +10,12 @@ transactions, and the database sees one transaction per group instead of one per
 If the group's transaction fails, each item is written again on its own, so one bad item cannot lose the
 others; its caller gets the exception.
 
-Inside an open transaction (a composed action, a test's transaction) the item is written right there, in
-the caller's thread: the writer's own connection would not see what the caller has not committed yet.
+Only threads that say so (:func:`group_here`: the stream endpoint's request threads, many of them waiting
+at once) hand their items to the writer; any other caller writes its item right there, in its own
+transaction. Django runs a web process's synchronous views one at a time in one thread: handing a view's
+write to another thread would only add the wait. Inside an open transaction (a composed action, a test's
+transaction) the item is written in the caller's thread too: the writer's own connection would not see
+what the caller has not committed yet.
 """
 
 from __future__ import annotations
@@ -32,6 +36,14 @@ log = logging.getLogger("rallypoint.groupcommit")
 MAX_GROUP = 500
 
 
+_local = threading.local()
+
+
+def group_here() -> None:
+    """From now on this thread's items go to the writer (a thread pool's initializer)."""
+    _local.grouping = True
+
+
 class GroupCommit:
     """``handler(items) -> results``: writes a list of items (inside a transaction it does not open itself)
     and returns one result per item, in order; a result that is an exception (an item refused without
@@ -46,7 +58,7 @@ class GroupCommit:
 
     def submit(self, item, timeout: float = 30.0):
         """Write ``item`` and return its result (or raise its exception)."""
-        if transaction.get_connection().in_atomic_block:
+        if transaction.get_connection().in_atomic_block or not getattr(_local, "grouping", False):
             return self._write_here(item)
         future: Future = Future()
         self._ensure_thread()
@@ -56,7 +68,7 @@ class GroupCommit:
     def submit_many(self, items: list, timeout: float = 30.0) -> list:
         """Write several items (all queued at once, so they share transactions); returns each item's result
         or the exception that refused it, in order."""
-        if transaction.get_connection().in_atomic_block:
+        if transaction.get_connection().in_atomic_block or not getattr(_local, "grouping", False):
             with transaction.atomic():
                 return self.handler(list(items))
         futures = []

@@ -55,6 +55,7 @@ from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
 
 from rallypoint.lib.dbpool import before_work, give_back
+from rallypoint.lib.groupcommit import group_here
 from rallypoint.realtime import access, events, hub
 from rallypoint.realtime.access import Viewer
 from rallypoint.realtime.gcpolicy import GcPolicy
@@ -102,7 +103,7 @@ _executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="stream-db")
 #: Answers and reports wait in their thread until their group is written (rallypoint.lib.groupcommit):
 #: many threads, mostly waiting, kept apart from the handshakes' and re-checks' ones.
 REQUEST_THREADS = 32
-_request_executor = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="stream-req")
+_request_executor = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="stream-req", initializer=group_here)
 
 
 def encode(frame: dict) -> str:
