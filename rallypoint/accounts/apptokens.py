@@ -18,8 +18,8 @@ from rallypoint.accounts.models import AppToken
 from rallypoint.audit.actions import record_security_event
 from rallypoint.audit.models import SecurityEvent
 from rallypoint.people.models import Membership
-from rallypoint.tenants.roles import permissions_for
-from rallypoint.tenants.scoping import effective_role
+from rallypoint.tenants.models import SuperAdmin
+from rallypoint.tenants.roles import SUPER_ADMIN, permissions_for
 
 PREFIX = "rp_"
 TOUCH_EVERY = timedelta(minutes=1)
@@ -102,13 +102,16 @@ def _check(digest: str) -> tuple[AppToken, str, int | None] | None:
            .filter(token_hash=digest, revoked_at__isnull=True).first())
     if row is None or now - row.last_used_at > timedelta(days=settings.APP_TOKEN_IDLE_DAYS):
         return None
-    role = effective_role(row.user, row.site)
+    if not row.user.is_active:
+        return None
+    membership_id, role = Membership.objects.filter(site=row.site, user=row.user, is_active=True).values_list(
+        "pk", "role").first() or (None, None)
+    if SuperAdmin.objects.filter(organization_id=row.site.organization_id, user=row.user).exists():
+        role = SUPER_ADMIN  # as tenants.scoping.effective_role decides
     if role is None or (mfa.must_enroll(row.user) and not mfa.needs_second_step(row.user)):
         return None  # no access left, or a second factor is now required and missing
     if now - row.last_used_at > TOUCH_EVERY:
         AppToken.objects.filter(pk=row.pk).update(last_used_at=now)
-    membership_id = Membership.objects.filter(site=row.site, user=row.user, is_active=True).values_list(
-        "pk", flat=True).first()
     return row, role, membership_id
 
 

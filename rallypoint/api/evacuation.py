@@ -16,11 +16,12 @@ from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema
 from ninja.security import django_auth
 
-from rallypoint.alarms import actions
-from rallypoint.api.alarms import ERRORS, _find_alarm, _require_site
+from rallypoint.alarms.models import Alarm
+from rallypoint.api.alarms import ERRORS, _membership_id, _require_site
 from rallypoint.api.auth import AppTokenAuth
 from rallypoint.evacuation import rollcall, status
 from rallypoint.evacuation.models import Source, StatusReport, Zone
+from rallypoint.people.models import Membership
 from rallypoint.tenants.roles import Perm
 
 router = Router(tags=["evacuation"])
@@ -81,8 +82,17 @@ class MissingOut(Schema):
 
 
 def _reporter(request) -> status.Reporter:
-    membership = actions.membership_of(request.user, request.site)
+    membership_id = _membership_id(request)
+    membership = Membership(pk=membership_id, site_id=request.site.pk) if membership_id is not None else None
     return status.Reporter(membership, frozenset(request.site_perms))
+
+
+def _alarm(request, alarm_id: int) -> Alarm:
+    """An alarm of the caller's site (an evacuation concerns everyone on site, not only those alerted)."""
+    alarm = Alarm.objects.for_site(request.site).select_related("scenario").filter(pk=alarm_id).first()
+    if alarm is None:
+        raise Http404
+    return alarm
 
 
 def _report_out(report: StatusReport) -> dict:
@@ -102,7 +112,7 @@ def _item(request, payload: StatusIn, reporter: status.Reporter) -> dict:
 def report_status(request, alarm_id: int, payload: StatusIn):
     """Report a status: your own, or (crisis team, a group's leader) someone else's."""
     _require_site(request)
-    alarm = _find_alarm(request, alarm_id)
+    alarm = _alarm(request, alarm_id)
     reporter = _reporter(request)
     [result] = status.report_statuses(alarm=alarm, reports=[_item(request, payload, reporter)], reporter=reporter,
                                       via=Source.API if reporter.membership is None else Source.APP)
@@ -116,7 +126,7 @@ def report_statuses(request, alarm_id: int, payload: StatusBatchIn):
     """Several reports at once (a roll call's marks, an offline queue that syncs); answered per item, in
     order. When two marks for a person conflict, the one made last (`at`) counts; both are kept."""
     _require_site(request)
-    alarm = _find_alarm(request, alarm_id)
+    alarm = _alarm(request, alarm_id)
     reporter = _reporter(request)
     items = []
     for report in payload.reports:
@@ -146,7 +156,7 @@ def _problem(exc: Exception) -> str | dict:
 def report_zone(request, alarm_id: int, zone_id: int, payload: ZoneIn):
     """An evacuation helper reports their zone: cleared, persons remaining (how many, where), or blocked."""
     _require_site(request)
-    alarm = _find_alarm(request, alarm_id)
+    alarm = _alarm(request, alarm_id)
     zone = Zone.objects.for_site(request.site).filter(pk=zone_id).first()
     if zone is None:
         raise Http404
@@ -161,7 +171,7 @@ def evacuation_counts(request, alarm_id: int):
     _require_site(request)
     if Perm.VIEW_COCKPIT not in request.site_perms:
         raise PermissionDenied
-    return rollcall.counts(_find_alarm(request, alarm_id))
+    return rollcall.counts(_alarm(request, alarm_id))
 
 
 @router.get("/alarms/{alarm_id}/missing", response={200: list[MissingOut], **ERRORS}, auth=PEOPLE_ONLY)
@@ -170,7 +180,7 @@ def missing(request, alarm_id: int):
     _require_site(request)
     if Perm.ROLL_CALL not in request.site_perms:
         raise PermissionDenied
-    alarm = _find_alarm(request, alarm_id)
-    return [{"membership_id": row.membership.pk, "name": row.membership.full_name, "building": row.building,
+    alarm = _alarm(request, alarm_id)
+    return [{"membership_id": row.membership_id, "name": row.name, "building": row.building,
              "zone": row.zone, "source": row.place.source, "since": row.place.since}
             for row in rollcall.missing(alarm)]

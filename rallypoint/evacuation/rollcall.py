@@ -19,6 +19,7 @@ from django.utils import timezone
 from rallypoint.alarms.models import Alarm, Scenario
 from rallypoint.evacuation.models import AssemblyPoint, Building, PersonState, Presence, Status, Zone, ZoneReport
 from rallypoint.people.models import Membership
+from rallypoint.tenants.encryption import decrypt_values
 
 
 @dataclass(frozen=True)
@@ -113,30 +114,37 @@ def counts(alarm: Alarm) -> dict:
 
 @dataclass
 class Missing:
-    membership: Membership
+    membership_id: int
+    name: str
     place: Place
     building: str
     zone: str
 
 
+def names(site_id: int, membership_ids) -> dict[int, str]:
+    """``{membership id: name}``, decrypted straight from the rows (no model instance per person)."""
+    rows = Membership.objects.filter(site_id=site_id, pk__in=list(membership_ids)).values_list(
+        "pk", "site_id", "row_key", "full_name")
+    return decrypt_values(Membership, "full_name", rows)
+
+
 def missing(alarm: Alarm) -> list[Missing]:
-    """On site, concerned, and without a status: with their last known place, sorted by zone and name."""
+    """On site, concerned, and without a status: with their last known place, sorted by building, zone and
+    name."""
     present = on_site(alarm)
     current = states(alarm)
-    absent_ids = [m for m in present if m not in current]
-    people = Membership.objects.for_site(alarm.site_id).filter(pk__in=absent_ids).in_bulk()
-    zones = {z.pk: z for z in Zone.objects.for_site(alarm.site_id).select_related("floor__building")}
+    absent = {m: p for m, p in present.items() if m not in current}
+    named = names(alarm.site_id, absent)
+    zones = {pk: (name, building) for pk, name, building in Zone.objects.for_site(alarm.site_id).values_list(
+        "pk", "name", "floor__building__name")}
     buildings = dict(Building.objects.for_site(alarm.site_id).values_list("pk", "name"))
     rows = []
-    for membership_id in absent_ids:
-        person = people.get(membership_id)
-        if person is None:
+    for membership_id, place in absent.items():
+        if membership_id not in named:
             continue
-        place = present[membership_id]
-        zone = zones.get(place.zone_id)
-        building = zone.floor.building.name if zone else buildings.get(place.building_id, "")
-        rows.append(Missing(person, place, building, zone.name if zone else ""))
-    rows.sort(key=lambda r: (r.building == "", r.building, r.zone == "", r.zone, r.membership.full_name.casefold()))
+        zone, building = zones.get(place.zone_id, ("", buildings.get(place.building_id, "")))
+        rows.append(Missing(membership_id, named[membership_id], place, building, zone))
+    rows.sort(key=lambda r: (r.building == "", r.building, r.zone == "", r.zone, r.name.casefold()))
     return rows
 
 

@@ -65,19 +65,6 @@ def _mark_time(alarm: Alarm, at: datetime | None, now: datetime) -> datetime:
     return min(at, now)
 
 
-def _place(alarm: Alarm, assembly_point_id: int | None, zone_id: int | None):
-    point = zone = None
-    if assembly_point_id is not None:
-        point = AssemblyPoint.objects.for_site(alarm.site_id).filter(pk=assembly_point_id).first()
-        if point is None:
-            raise ValidationError({"assembly_point": _("There is no such assembly point at this site.")})
-    if zone_id is not None:
-        zone = Zone.objects.for_site(alarm.site_id).filter(pk=zone_id).first()
-        if zone is None:
-            raise ValidationError({"zone": _("There is no such zone at this site.")})
-    return point, zone
-
-
 def report_status(*, alarm: Alarm, person: Membership, status: str, reporter: Reporter, via: str = Source.APP,
                   assembly_point_id: int | None = None, zone_id: int | None = None, note: str = "",
                   at: datetime | None = None, client_key: str = "") -> StatusReport:
@@ -95,15 +82,16 @@ def report_statuses(*, alarm: Alarm, reports: list[dict], reporter: Reporter, vi
     ``membership_id`` and the fields of :func:`report_status`; returns per item the report or the exception
     that refused it (the others are written all the same)."""
     _check_alarm(alarm)
-    people = Membership.objects.for_site(alarm.site_id).in_bulk(
+    people = Membership.objects.for_site(alarm.site_id).only("pk", "site_id").in_bulk(
         [r.get("membership_id") for r in reports if isinstance(r.get("membership_id"), int)])
+    places = _Places(alarm, reports)
     results: list = []
     for item in reports:
         try:
             person = people.get(item.get("membership_id"))
             if person is None:
                 raise ValidationError({"membership_id": _("There is no such person at this site.")})
-            results.append(_build(alarm, person, reporter, via, item))
+            results.append(_build(alarm, person, reporter, via, item, places))
         except (ValidationError, PermissionDenied) as exc:
             results.append(exc)
     pending = [(i, r) for i, r in enumerate(results) if isinstance(r, StatusReport)]
@@ -118,7 +106,28 @@ def _check_alarm(alarm: Alarm) -> None:
                                 "ended)."))
 
 
-def _build(alarm: Alarm, person: Membership, reporter: Reporter, via: str, item: dict) -> StatusReport:
+class _Places:
+    """The assembly points and zones a group of reports names, read at once."""
+
+    def __init__(self, alarm: Alarm, items: list[dict]):
+        self.alarm = alarm
+        wanted = {name: {i.get(f"{name}_id") for i in items} - {None} for name in ("assembly_point", "zone")}
+        self.points = AssemblyPoint.objects.for_site(alarm.site_id).in_bulk(
+            [v for v in wanted["assembly_point"] if isinstance(v, int)])
+        self.zones = Zone.objects.for_site(alarm.site_id).in_bulk([v for v in wanted["zone"] if isinstance(v, int)])
+
+    def of(self, item: dict):
+        point_id, zone_id = item.get("assembly_point_id"), item.get("zone_id")
+        point, zone = self.points.get(point_id), self.zones.get(zone_id)
+        if point_id is not None and point is None:
+            raise ValidationError({"assembly_point": _("There is no such assembly point at this site.")})
+        if zone_id is not None and zone is None:
+            raise ValidationError({"zone": _("There is no such zone at this site.")})
+        return point, zone
+
+
+def _build(alarm: Alarm, person: Membership, reporter: Reporter, via: str, item: dict,
+           places: _Places | None = None) -> StatusReport:
     """A checked, unsaved report (raises ValidationError or PermissionDenied)."""
     status, note, client_key = item.get("status"), (item.get("note") or "").strip(), item.get("client_key") or ""
     if status not in Status.values:
@@ -130,7 +139,7 @@ def _build(alarm: Alarm, person: Membership, reporter: Reporter, via: str, item:
     if client_key and not _CLIENT_KEY.fullmatch(client_key):
         raise ValidationError({"client_key": _("Use up to 64 letters, digits, dots, colons or dashes.")})
     now = timezone.now()
-    point, zone = _place(alarm, item.get("assembly_point_id"), item.get("zone_id"))
+    point, zone = (places or _Places(alarm, [item])).of(item)
     return StatusReport(site_id=alarm.site_id, alarm_id=alarm.pk, membership_id=person.pk, status=status,
                         assembly_point=point, zone=zone, note=note,
                         reported_by_id=reporter.membership.pk if reporter.membership else None, via=via,

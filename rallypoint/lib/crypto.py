@@ -251,6 +251,9 @@ def key_id_of(token: str) -> str:
     return _parse_token(token)[0]
 
 
+_quote = json.encoder.encode_basestring_ascii
+
+
 def aad_for(site_id: int | None, table: str, column: str, row_key: str) -> str:
     """Canonical associated data naming where a value lives: compact JSON with sorted keys.
 
@@ -261,8 +264,12 @@ def aad_for(site_id: int | None, table: str, column: str, row_key: str) -> str:
         raise TypeError("site_id must be int or None")
     if not all(isinstance(part, str) for part in (table, column, row_key)):
         raise TypeError("table, column and row_key must be str")
-    fields = {"site": site_id, "table": table, "column": column, "row": row_key}
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    # Exactly json.dumps({...}, sort_keys=True, separators=(",", ":"), ensure_ascii=True), written out: the
+    # keys in sorted order (column, row, site, table) and each string quoted by the encoder json.dumps uses.
+    # A roll call decrypts thousands of names at once; building the dict and dumping it was a third of that.
+    site = "null" if site_id is None else str(site_id)
+    return (f'{{"column":{_quote(column)},"row":{_quote(row_key)},"site":{site},'
+            f'"table":{_quote(table)}}}')
 
 
 def blind_index(ring: KeyRing, value: str, *, purpose: str) -> str:

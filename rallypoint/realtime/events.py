@@ -12,19 +12,25 @@ import hashlib
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from rallypoint.realtime import hub, schemas
 from rallypoint.realtime.models import SiteStream, StreamEvent
 
+_NEXT_SEQ = f"UPDATE {SiteStream._meta.db_table} SET last_seq = last_seq + 1 WHERE site_id = %s RETURNING last_seq"  # noqa: S608  # nosec B608 - our table
+
 
 def next_seq(site_id: int) -> int:
-    """Reserve the site's next sequence number (the counter row stays locked until commit)."""
+    """Reserve the site's next sequence number (the counter row stays locked until commit): one statement,
+    once the site's counter row exists."""
+    with connection.cursor() as cursor:
+        cursor.execute(_NEXT_SEQ, [site_id])
+        row = cursor.fetchone()
+        if row is not None:
+            return row[0]
     SiteStream.objects.bulk_create([SiteStream(site_id=site_id)], ignore_conflicts=True)
-    SiteStream.objects.filter(site_id=site_id).update(last_seq=F("last_seq") + 1)
-    return SiteStream.objects.filter(site_id=site_id).values_list("last_seq", flat=True).get()
+    return next_seq(site_id)
 
 
 def as_frame(event: StreamEvent) -> dict:

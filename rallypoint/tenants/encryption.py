@@ -90,6 +90,28 @@ def decrypt_for(instance, field, token: str) -> str:
         return decrypt(ring(reload=True), token, _aad(instance, field))
 
 
+def decrypt_values(model, field_name: str, rows) -> dict:
+    """``{pk: plain value}`` of one encrypted column for ``rows`` of ``(pk, site_id, row_key, token)`` (from
+    ``values_list``): without building a model instance per row, which cost three times the decryption
+    when a roll call shows ten thousand names."""
+    field = model._meta.get_field(field_name)
+    table, column, keys = model._meta.db_table, field.column, ring()
+    result = {}
+    for pk, site_id, row_key, token in rows:
+        if not token:
+            result[pk] = ""
+            continue
+        aad = aad_for(site_id, table, column, row_key)
+        try:
+            result[pk] = decrypt(keys, token, aad)
+        except DecryptionError:
+            if key_id_of(token) in keys.key_ids:
+                raise
+            keys = ring(reload=True)
+            result[pk] = decrypt(keys, token, aad)
+    return result
+
+
 class _Descriptor:
     def __init__(self, field):
         self.field = field
