@@ -266,6 +266,8 @@ PUSH_SERVICE_HOSTS = env_list("RP_PUSH_SERVICE_HOSTS", [
 
 AUDIT_RETENTION_DAYS = env_int("RP_AUDIT_RETENTION_DAYS", 90, minimum=1)
 SECURITY_EVENT_RETENTION_DAYS = env_int("RP_SECURITY_EVENT_RETENTION_DAYS", 90, minimum=1)
+#: Presence rows are the last known place of each person in an evacuation; kept this long (docs/privacy.md).
+PRESENCE_HISTORY_DAYS = env_int("RP_PRESENCE_HISTORY_DAYS", 1, minimum=1, maximum=30)
 SUPPORT_EMAIL_DOMAIN = env_str("RP_SUPPORT_EMAIL_DOMAIN", "support.rallypoint.example")
 CSV_IMPORT_MAX_ROWS = env_int("RP_CSV_IMPORT_MAX_ROWS", 5000, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

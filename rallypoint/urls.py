@@ -11,6 +11,7 @@ urlpatterns = [
     path("audit/", include("rallypoint.audit.urls")),
     path("api/", api.urls),
     path("", include("rallypoint.alarms.urls")),
+    path("", include("rallypoint.evacuation.urls")),
     path("", include("rallypoint.notify.urls")),
     path("", include("rallypoint.integrations.urls")),
     path("", include("rallypoint.tenants.urls")),

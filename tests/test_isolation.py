@@ -10,11 +10,13 @@ in the body, and no change to the foreign site.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
@@ -25,7 +27,16 @@ from rallypoint.alarms.actions import trigger_alarm
 from rallypoint.alarms.models import Alarm, AlarmEvent, AlarmRecipient, Level, Question, Scenario, ScenarioDocument
 from rallypoint.audit.actions import home_organization
 from rallypoint.audit.models import AuditEntry, SecurityEvent
-from rallypoint.evacuation.models import Building, Floor, PersonState, StatusReport, Zone, ZoneReport
+from rallypoint.evacuation.models import (
+    AssemblyPoint,
+    Building,
+    Floor,
+    PersonState,
+    Presence,
+    StatusReport,
+    Zone,
+    ZoneReport,
+)
 from rallypoint.integrations.models import ApiKey
 from rallypoint.notify.models import PushSubscription
 from rallypoint.people.models import Group, Membership
@@ -136,6 +147,15 @@ ROUTES = {
     "api/v1/alarms/<alarm_id>/zones/<zone_id>": "site",
     "api/v1/alarms/<alarm_id>/evacuation": "site",
     "api/v1/alarms/<alarm_id>/missing": "site",
+    "alarms/<int:alarm_id>/status/": "site",
+    "alarms/<int:alarm_id>/groups/": "site",
+    "alarms/<int:alarm_id>/zones/": "site",
+    "alarms/<int:alarm_id>/zones/<int:zone_id>/": "site",
+    "alarms/<int:alarm_id>/assembly/": "site",
+    "alarms/<int:alarm_id>/assembly/<int:point_id>/": "site",
+    "alarms/<int:alarm_id>/missing/": "site",
+    "alarms/<int:alarm_id>/handover/": "site",
+    "alarms/<int:alarm_id>/handover.pdf": "site",
     "push/subscriptions/": "site",
     "push/subscriptions/remove/": "site",
     "push/key": "public",
@@ -173,7 +193,10 @@ def foreign_objects(world, persona: str) -> list[dict]:
         foreign.append(world.a2)
     result = []
     for sw in foreign:
-        scenario = fire_scenario(sw.site, name=f"Fire{sw.site.pk}zq")
+        # An evacuation, with someone on site: the evacuation pages have names to leak.
+        scenario = fire_scenario(sw.site, name=f"Fire{sw.site.pk}zq", evacuates=Scenario.Evacuates.ALL)
+        Presence.objects.create(site=sw.site, membership=sw.people[Role.EMPLOYEE], source="app",
+                                expires_at=timezone.now() + timedelta(hours=8))
         document = ScenarioDocument.objects.create(site=sw.site, scenario=scenario, title="Plan",
                                                    content=b"%PDF-1.4 foreign", size=16)
         alarm, _ = trigger_alarm(site=sw.site, scenario=scenario, user=None, location_text=f"Room{sw.site.pk}zq")
@@ -190,6 +213,7 @@ def foreign_objects(world, persona: str) -> list[dict]:
             "membership_id": sw.people[Role.EMPLOYEE].pk,
             "group_id": sw.group.pk,
             "zone_id": _foreign_zone(sw.site).pk,
+            "point_id": AssemblyPoint.objects.create(site=sw.site, name=f"Point{sw.site.pk}zq").pk,
             "site_id": sw.site.pk,
             "user_id": (world.super_b if sw is world.b else sw.people[Role.ADMIN].user).pk,
             "uidb64": urlsafe_base64_encode(force_bytes(sw.people[Role.ADMIN].user.pk)),

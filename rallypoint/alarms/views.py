@@ -43,6 +43,7 @@ from rallypoint.alarms.models import (
     Scenario,
     ScenarioDocument,
 )
+from rallypoint.evacuation.views import my_status_context
 from rallypoint.notify.messages import fill_template
 from rallypoint.people.models import Group
 from rallypoint.tenants.roles import Perm, Role
@@ -391,6 +392,7 @@ def detail(request, alarm_id: int):
     context.update(recipient=recipient, documents=alarm.scenario.documents.defer("content"),
                    can_answer=recipient is not None and alarm.is_active,
                    raised_by_me=request.membership is not None and alarm.triggered_by_id == request.membership.pk)
+    context.update(my_status_context(request, alarm))
     return render(request, "alarms/detail.html", context)
 
 

@@ -17,8 +17,17 @@ from datetime import datetime
 from django.utils import timezone
 
 from rallypoint.alarms.models import Alarm, Scenario
-from rallypoint.evacuation.models import AssemblyPoint, Building, PersonState, Presence, Status, Zone, ZoneReport
-from rallypoint.people.models import Membership
+from rallypoint.evacuation.models import (
+    AssemblyPoint,
+    Building,
+    PersonState,
+    Presence,
+    Source,
+    Status,
+    Zone,
+    ZoneReport,
+)
+from rallypoint.people.models import Group, Membership
 from rallypoint.tenants.encryption import decrypt_values
 
 
@@ -120,6 +129,10 @@ class Missing:
     building: str
     zone: str
 
+    @property
+    def source_label(self) -> str:
+        return dict(Source.choices).get(self.place.source, self.place.source)
+
 
 def names(site_id: int, membership_ids) -> dict[int, str]:
     """``{membership id: name}``, decrypted straight from the rows (no model instance per person)."""
@@ -158,3 +171,32 @@ def expected_at(alarm: Alarm, point: AssemblyPoint) -> list[int]:
     buildings = set(Zone.objects.filter(pk__in=zone_ids).values_list("floor__building_id", flat=True))
     return [m for m, p in on_site(alarm).items()
             if p.zone_id in zone_ids or (p.zone_id is None and p.building_id in buildings)]
+
+
+def roll_call_list(alarm: Alarm, point: AssemblyPoint) -> dict:
+    """The lead's list at ``point``: everyone expected there or already marked there, then everyone else on
+    site who is not accounted for (searchable, for those who came to the wrong point), each with their
+    groups and current status; and the groups to filter by."""
+    expected = set(expected_at(alarm, point))
+    current = states(alarm)
+    here = {m for m, (_status, point_id, _zone) in current.items() if point_id == point.pk}
+    elsewhere = set(on_site(alarm)) - expected - set(current)
+    wanted = expected | here | elsewhere
+    named = names(alarm.site_id, wanted)
+    groups_of: dict[int, list[int]] = defaultdict(list)
+    group_names: dict[int, str] = {}
+    links = Group.members.through.objects.filter(group__site_id=alarm.site_id)
+    if len(wanted) <= 500:
+        links = links.filter(membership_id__in=wanted)
+    for group_id, group_name, membership_id in links.values_list("group_id", "group__name", "membership_id"):
+        if membership_id in wanted:
+            groups_of[membership_id].append(group_id)
+            group_names[group_id] = group_name
+    people = []
+    for membership_id, name in named.items():
+        state = current.get(membership_id)
+        people.append({"id": membership_id, "name": name, "groups": groups_of.get(membership_id, []),
+                       "status": state[0] if state else "", "here": membership_id in here,
+                       "expected": membership_id in expected or membership_id in here})
+    people.sort(key=lambda p: (not p["expected"], p["name"].casefold(), p["id"]))
+    return {"people": people, "groups": sorted(group_names.items(), key=lambda g: g[1].casefold())}

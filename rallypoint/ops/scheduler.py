@@ -24,6 +24,7 @@ from django.utils import timezone
 from rallypoint.accounts.pow import purge_used
 from rallypoint.accounts.throttle import purge_stale
 from rallypoint.audit.actions import purge_expired, purge_expired_security_events
+from rallypoint.evacuation.presence import purge_expired as purge_expired_presence
 from rallypoint.lib.dbpool import before_work, give_back
 from rallypoint.ops.models import JobState
 from rallypoint.realtime.events import purge_old as purge_old_stream_events
@@ -47,6 +48,7 @@ JOBS: dict[str, Job] = {
         Job("sign_in_throttle.purge_stale", timedelta(minutes=15), purge_stale),
         Job("proof_of_work.purge_used", timedelta(minutes=15), purge_used),
         Job("stream_events.purge_old", timedelta(hours=1), purge_old_stream_events),
+        Job("presence.purge_expired", timedelta(hours=1), purge_expired_presence),
     ]
 }
 

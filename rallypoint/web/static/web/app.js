@@ -3,6 +3,20 @@
   "use strict";
   document.documentElement.classList.add("js");
 
+  /* Signed out (no live stream on the page): wipe what evacuation pages kept offline (rp.evac.*). */
+  if (document.body && !document.body.hasAttribute("data-stream")) {
+    try {
+      for (var i = window.localStorage.length - 1; i >= 0; i--) {
+        var stored = window.localStorage.key(i);
+        if (stored && stored.indexOf("rp.evac.") === 0) { window.localStorage.removeItem(stored); }
+      }
+    } catch (e) { /* storage unavailable */ }
+  }
+
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-print]")) { window.print(); }
+  });
+
   document.addEventListener("change", function (event) {
     var el = event.target;
     if (el.matches("select[data-autosubmit]")) { el.form.requestSubmit(); }
