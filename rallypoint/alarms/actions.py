@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 
 from rallypoint.accounts.models import User
 from rallypoint.alarms.models import Alarm, AlarmEvent, AlarmRecipient, Level, Scenario
+from rallypoint.alarms.placing import place_text
 from rallypoint.audit.actions import record
 from rallypoint.lib.bulk import insert_rows
 from rallypoint.lib.groupcommit import GroupCommit
@@ -220,11 +221,25 @@ def _validate_trigger(site, scenario, level, is_drill, answers, latitude, longit
             raise ValidationError({"answers": _("An answer may have at most 200 characters.")})
 
 
+def _place(site: Site, building, floor, zone) -> tuple:
+    if zone is not None:
+        floor = zone.floor
+    if floor is not None:
+        building = floor.building
+    for part in (building, floor, zone):
+        if part is not None and part.site_id != site.pk:
+            raise ValidationError({"place": _("There is no such place at this site.")})
+    return building, floor, zone
+
+
 def trigger_alarm(*, site: Site, scenario: Scenario, level: Level | None = None, user=None, api_key=None,
                   source: str = Alarm.Source.WEB, is_drill: bool = False, location_text: str = "",
                   latitude: float | None = None, longitude: float | None = None, answers=(), note: str = "",
-                  idempotency_key: str = "") -> tuple[Alarm, bool]:
-    """Raise an alarm. Returns ``(alarm, created)``; a repeated idempotency key returns the first alarm."""
+                  idempotency_key: str = "", building=None, floor=None, zone=None) -> tuple[Alarm, bool]:
+    """Raise an alarm. Returns ``(alarm, created)``; a repeated idempotency key returns the first alarm.
+
+    The place: a building, floor or zone of the site's structure (the wider ones follow from the narrower),
+    and ``location_text`` as free text; the message's place reads "Building · Floor · Zone — text"."""
     if api_key is not None:
         if (not api_key.is_active or api_key.site_id != site.pk or not scenario.is_active
                 or not api_key.scenarios.filter(pk=scenario.pk).exists()):
@@ -240,12 +255,15 @@ def trigger_alarm(*, site: Site, scenario: Scenario, level: Level | None = None,
         raise ValidationError({"level": _("This scenario has no level yet.")})
     answers = [{"question": str(a.get("question", "")), "answer": str(a.get("answer", ""))} for a in answers]
     _validate_trigger(site, scenario, level, is_drill, answers, latitude, longitude)
+    building, floor, zone = _place(site, building, floor, zone)
+    location_text = place_text(building, floor, zone, location_text.strip())
     actor = membership_of(user, site)
     try:
         with transaction.atomic():
             now = timezone.now()
             alarm = Alarm.objects.create(
-                site=site, scenario=scenario, level=level, is_drill=is_drill, location_text=location_text.strip(),
+                site=site, scenario=scenario, level=level, is_drill=is_drill, location_text=location_text,
+                building=building, floor=floor, zone=zone,
                 latitude=latitude, longitude=longitude, answers=answers, note=note.strip(), source=source,
                 triggered_by=actor, api_key=api_key, idempotency_key=idempotency_key, started_at=now,
                 level_since=now)

@@ -9,7 +9,9 @@ from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
 from rallypoint.alarms.models import CHANNEL_CHOICES, Level, Scenario
+from rallypoint.alarms.placing import place_text
 from rallypoint.alarms.scenario_actions import MAX_ANSWERS, MAX_DOCUMENT_BYTES, group_choices, people_choices
+from rallypoint.evacuation.models import Building, Floor, Zone
 from rallypoint.people.models import Group, Membership
 from rallypoint.tenants.roles import Role
 
@@ -38,6 +40,10 @@ class ScenarioForm(forms.Form):
         help_text=_("Leave roles and groups empty to let everyone at the site trigger it."))
     trigger_groups = forms.ModelMultipleChoiceField(label=_("Groups that may trigger it"), required=False,
                                                     queryset=Group.objects.none(), widget=CHECKBOXES)
+    evacuates = forms.ChoiceField(
+        label=_("Evacuates"), required=False, choices=Scenario.Evacuates.choices,
+        help_text=_("Who must leave. An evacuation asks everyone concerned for their status, sends helpers to "
+                    "their zones and opens the roll call at the assembly points."))
     silent = forms.BooleanField(label=_("Silent: no sound and no banner on the device that triggers it"),
                                 required=False)
     allow_drill = forms.BooleanField(label=_("May be run as a drill"), required=False, initial=True)
@@ -68,7 +74,7 @@ class ScenarioForm(forms.Form):
     def initial_for(scenario: Scenario) -> dict:
         initial = {name: getattr(scenario, name) for name in (
             "name", "category", "priority", "color", "icon", "sound", "message_template", "trigger_roles",
-            "silent", "allow_drill", "quick", "is_active")}
+            "silent", "allow_drill", "quick", "is_active", "evacuates")}
         initial["trigger_groups"] = list(scenario.trigger_groups.all())
         for role in Role.values:
             initial[f"instruction_{role}"] = scenario.instruction_for(role)
@@ -182,6 +188,37 @@ class DocumentForm(forms.Form):
 IDEMPOTENCY = re.compile(r"^web-[A-Za-z0-9_-]{16,64}$")
 
 
+def place_choices(site_id: int) -> list:
+    """The site's structure as one grouped pick, per building: the building, each floor, each zone of it.
+    Values: ``b:<id>``, ``f:<id>``, ``z:<id>``."""
+    floors: dict[int, list] = {}
+    for zone in Zone.objects.for_site(site_id).select_related("floor").order_by("name"):
+        floors.setdefault(zone.floor_id, []).append(zone)
+    groups = []
+    for building in Building.objects.for_site(site_id).prefetch_related("floors"):
+        options = [(f"b:{building.pk}", _("%(building)s — whole building") % {"building": building.name})]
+        for floor in building.floors.all():
+            options.append((f"f:{floor.pk}", f"{building.name} · {floor.name}"))
+            options += [(f"z:{zone.pk}", f"{building.name} · {floor.name} · {zone.name}")
+                        for zone in floors.get(floor.pk, [])]
+        groups.append((building.name, options))
+    return groups
+
+
+def parse_place(site_id: int, value: str) -> tuple:
+    """``(building, floor, zone)`` of a pick from :func:`place_choices` (the choice field checked it)."""
+    kind, _sep, pk = value.partition(":")
+    if not pk.isdigit():
+        return None, None, None
+    if kind == "z":
+        zone = Zone.objects.for_site(site_id).select_related("floor__building").filter(pk=pk).first()
+        return (zone.floor.building, zone.floor, zone) if zone else (None, None, None)
+    if kind == "f":
+        floor = Floor.objects.for_site(site_id).select_related("building").filter(pk=pk).first()
+        return (floor.building, floor, None) if floor else (None, None, None)
+    return Building.objects.for_site(site_id).filter(pk=pk).first(), None, None
+
+
 def _coordinate(text, limit: float) -> float | None:
     try:
         value = float(text or "")
@@ -195,6 +232,7 @@ class TriggerForm(forms.Form):
 
     level = forms.ModelChoiceField(label=_("Level"), queryset=Level.objects.none(), empty_label=None,
                                    widget=forms.RadioSelect)
+    place = forms.ChoiceField(label=_("Building, floor, zone"), required=False)
     location_text = forms.CharField(label=_("Where?"), max_length=300, required=False,
                                     help_text=_("Building, floor, room — whatever helps people find it."))
     # A position the device could not give properly must never hold up an alarm: it is dropped instead.
@@ -210,6 +248,13 @@ class TriggerForm(forms.Form):
         self.scenario = scenario
         self.fields["level"].queryset = scenario.levels.all()
         self.fields["level"].initial = scenario.levels.first()
+        self.places = place_choices(scenario.site_id)
+        if self.places:
+            self.fields["place"].choices = [("", _("Choose the place, if you know it")), *self.places]
+            self.fields["location_text"].label = _("More about the place")
+            self.fields["location_text"].help_text = _("Room, what you see — whatever helps people find it.")
+        else:
+            del self.fields["place"]
         self.questions = [] if quick else list(scenario.questions.all())
         for i, question in enumerate(self.questions):
             self.fields[f"q{i}"] = forms.ChoiceField(label=question.text, required=False, widget=forms.RadioSelect,
@@ -221,11 +266,17 @@ class TriggerForm(forms.Form):
         if quick or not scenario.allow_drill:
             del self.fields["is_drill"]
 
+    def place_text(self) -> str:
+        data = self.cleaned_data
+        return place_text(data.get("building"), data.get("floor"), data.get("zone"),
+                          (data.get("location_text") or "").strip())
+
     def question_fields(self):
         return [(self[f"q{i}"], self[f"q{i}_text"]) for i in range(len(self.questions))]
 
     def clean(self):
         data = super().clean()
+        data["building"], data["floor"], data["zone"] = parse_place(self.scenario.site_id, data.get("place") or "")
         latitude, longitude = _coordinate(data.get("latitude"), 90), _coordinate(data.get("longitude"), 180)
         if latitude is None or longitude is None:
             latitude = longitude = None

@@ -22,7 +22,7 @@ from rallypoint.tenants.scoping import require_perm
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 MAX_ANSWERS = 5
 SCENARIO_FIELDS = ("name", "category", "priority", "color", "icon", "sound", "message_template", "instructions",
-                   "trigger_roles", "silent", "allow_drill", "quick", "is_active")
+                   "trigger_roles", "silent", "allow_drill", "quick", "is_active", "evacuates")
 LEVEL_FIELDS = ("name", "position", "recipient_roles", "channels", "requires_acceptance", "escalate_below",
                 "escalate_after_seconds", "escalation", "escalate_channels")
 

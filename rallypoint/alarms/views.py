@@ -289,6 +289,7 @@ def _raise(request, scenario: Scenario, form: TriggerForm):
         alarm, _created = actions.trigger_alarm(
             site=request.site, scenario=scenario, level=data.get("level"), user=request.user,
             is_drill=data.get("is_drill", False), location_text=data.get("location_text", ""),
+            building=data.get("building"), floor=data.get("floor"), zone=data.get("zone"),
             latitude=data.get("latitude"), longitude=data.get("longitude"), answers=form.answers(),
             note=data.get("note", ""), idempotency_key=form.idempotency_key())
     except ValidationError as exc:

@@ -19,7 +19,7 @@ import re
 from datetime import datetime
 from typing import Literal
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import Field, Header, Query, Router, Schema, Status
@@ -28,6 +28,7 @@ from ninja.security import APIKeyHeader, django_auth
 from rallypoint.alarms import actions
 from rallypoint.alarms.models import Alarm, Level, Scenario
 from rallypoint.api.auth import AppTokenAuth
+from rallypoint.evacuation.models import Building, Zone
 from rallypoint.integrations.actions import KEY_PREFIX, authenticate_api_key, record_api_key_use
 from rallypoint.integrations.models import ApiKey
 from rallypoint.people.models import Membership
@@ -117,6 +118,10 @@ class AlarmIn(Schema):
     scenario_id: int = Field(description="One of the scenarios of GET /api/v1/scenarios.")
     level_id: int | None = Field(None, description="A level of the scenario; default: its first level.")
     location: str = Field("", max_length=300, description="Where, in words (building, floor, room).")
+    building_id: int | None = Field(None, description="A building of the site's structure …")
+    zone_id: int | None = Field(None, description="… or a zone (its floor and building follow) …")
+    zone_code: str | None = Field(None, max_length=40,
+                                  description="… or a zone by its external code (a fire panel's detector group).")
     latitude: float | None = Field(None, description="With `longitude`, or neither.")
     longitude: float | None = Field(None, description="With `latitude`, or neither.")
     answers: list[AnswerIn] = Field(default_factory=list, max_length=20,
@@ -328,6 +333,22 @@ def list_scenarios(request):
     return [_scenario_out(s) for s in scenarios]
 
 
+def _structure_place(request, payload: AlarmIn) -> tuple:
+    """The building or zone named by id or code, of the caller's site (422 for one that is not there)."""
+    zone = building = None
+    if payload.zone_id is not None or payload.zone_code:
+        zones = Zone.objects.for_site(request.site)
+        zone = (zones.filter(pk=payload.zone_id) if payload.zone_id is not None
+                else zones.filter(code=payload.zone_code.strip())).first()
+        if zone is None:
+            raise ValidationError({"zone_id": _("There is no such zone at this site.")})
+    elif payload.building_id is not None:
+        building = Building.objects.for_site(request.site).filter(pk=payload.building_id).first()
+        if building is None:
+            raise ValidationError({"building_id": _("There is no such building at this site.")})
+    return building, zone
+
+
 @router.post("/alarms", response={200: AlarmOut, 201: AlarmOut, **ERRORS, 409: Problem}, auth=WITH_KEY)
 def trigger(request, payload: AlarmIn, response: HttpResponse,
             idempotency_key: str | None = Header(
@@ -344,8 +365,10 @@ def trigger(request, payload: AlarmIn, response: HttpResponse,
         return target
     scenario, level = target
     key = _key(request)
+    building, zone = _structure_place(request, payload)
     try:
         alarm, created = actions.trigger_alarm(
+            building=building, zone=zone,
             site=request.site, scenario=scenario, level=level, user=_user(request), api_key=key,
             source=Alarm.Source.API, is_drill=payload.is_drill, location_text=payload.location,
             latitude=payload.latitude, longitude=payload.longitude, answers=[a.model_dump() for a in payload.answers],

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.alarms.models import CHANNEL_CHOICES, Alarm, Level, Question, Scenario, ScenarioDocument
+from rallypoint.evacuation.models import Source
 from rallypoint.integrations.models import ApiKey
 from rallypoint.people.models import Group, Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Role, role_label
@@ -79,6 +80,8 @@ _PERSON = {
     "role": Field(gettext_lazy("Role"), _role),
     "active": Field(gettext_lazy("Active")),
     "support_account": Field(gettext_lazy("Support account")),
+    "kind": Field(gettext_lazy("Kind"), _choices(Membership.Kind.choices)),
+    "registered_through": Field(gettext_lazy("Registered through"), _choices(Source.choices)),
 }
 _LEVEL = {
     "name": Field(gettext_lazy("Name")),
@@ -123,6 +126,7 @@ FIELDS: dict[tuple[str, str], Field] = {
     ("scenario", "allow_drill"): Field(gettext_lazy("May be run as a drill")),
     ("scenario", "quick"): Field(gettext_lazy("Quick alarm")),
     ("scenario", "is_active"): Field(gettext_lazy("Active")),
+    ("scenario", "evacuates"): Field(gettext_lazy("Evacuates"), _choices(Scenario.Evacuates.choices)),
     **{("level", name): spec for name, spec in _LEVEL.items()},
     ("question", "text"): Field(gettext_lazy("Question")),
     ("question", "answers"): Field(gettext_lazy("Preset answers")),

@@ -25,6 +25,7 @@ ACTION_LABELS = {
     "site.updated": _("Site changed"),
     "site.deleted": _("Site deleted"),
     "person.created": _("Person added"),
+    "visitor.registered": _("Visitor registered"),
     "person.updated": _("Person changed"),
     "person.deactivated": _("Person deactivated"),
     "person.activated": _("Person reactivated"),

@@ -71,7 +71,8 @@ def register_visitor(*, site: Site, full_name: str, company: str = "", host: Mem
                                             expires_at=end_of_day(site))
         arrive(membership=visitor, source=source)
         record(actor=actor, organization=site.organization, site=site, action="visitor.registered",
-               object_type="membership", object_id=visitor.pk, changes={"source": [None, source]})
+               object_type="person", object_id=visitor.pk,
+               changes={"kind": [None, Membership.Kind.VISITOR], "registered_through": [None, source]})
     return visitor
 
 
