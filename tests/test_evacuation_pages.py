@@ -218,3 +218,29 @@ def test_wrapping_keeps_every_word_and_stays_within_the_width():
     limit = int(100 / (10 * 0.52))
     assert all(len(line) <= limit for line in lines)
     assert "".join(lines).replace(" ", "") == "".join(words)
+
+
+def test_the_cockpit_shows_the_evacuation_numbers_zones_and_points_without_names(evac):
+    lead = evac.client(Role.LEAD)
+    evac.post(lead, "statuses", {"reports": [
+        {"membership_id": evac.pupils[0].pk, "status": "safe", "assembly_point_id": evac.yard.pk},
+        {"membership_id": evac.pupils[1].pk, "status": "need_help"}]})
+    evac.post(lead, f"zones/{evac.east.pk}", {"state": "cleared"})
+    page = _client(evac, Role.MEMBER).get(f"/cockpit/{evac.alarm.pk}/").content.decode()
+    headline = re.search(r'data-count="evac.no_status">(\d+)<', page)
+    assert headline and headline.group(1) == "3"  # pupil 2, the teacher, the guest
+    assert re.search(r'data-count="evac.need_help">1<', page) and re.search(r'data-count="evac.percent">40<', page)
+    assert re.search(rf'data-count="evac.point.{evac.yard.pk}">1<', page)
+    east = page[page.index(f'data-zone="{evac.east.pk}"'):]
+    assert "Cleared" in east[:400]
+    assert "Zones (1 not cleared)" in page
+    assert "Pupil" not in page  # numbers only: the names are on the roll-call pages
+
+
+def test_accounted_for_over_time_counts_each_person_once(evac):
+    lead = evac.client(Role.LEAD)
+    for status in ("need_help", "safe"):
+        evac.post(lead, "status", {"membership_id": evac.pupils[0].pk, "status": status})
+    series = rollcall.accounted_over_time(evac.alarm, points=4)
+    assert [n for _t, n in series][-1] == 1 and len(series) == 5
+    assert [t for t, _n in series] == sorted(t for t, _n in series)

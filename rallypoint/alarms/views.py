@@ -43,6 +43,7 @@ from rallypoint.alarms.models import (
     Scenario,
     ScenarioDocument,
 )
+from rallypoint.evacuation import rollcall
 from rallypoint.evacuation.views import my_status_context
 from rallypoint.notify.messages import fill_template
 from rallypoint.people.models import Group
@@ -533,7 +534,9 @@ def panel_context(request, alarm: Alarm) -> dict:
         other_levels=alarm.scenario.levels.exclude(pk=alarm.level_id),
         update_form=UpdateAlarmForm(initial={"note": alarm.note, "location_text": alarm.location_text},
                                     auto_id=f"id_a{alarm.pk}_%s"),
-        end_form=EndAlarmForm(auto_id=f"id_a{alarm.pk}_%s"))
+        end_form=EndAlarmForm(auto_id=f"id_a{alarm.pk}_%s"),
+        evacuation=rollcall.cockpit_view(alarm) if alarm.scenario.evacuates and alarm.is_active else None,
+        roll_call=Perm.ROLL_CALL in request.site_perms)
     return context
 
 

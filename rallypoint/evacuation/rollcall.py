@@ -24,6 +24,7 @@ from rallypoint.evacuation.models import (
     Presence,
     Source,
     Status,
+    StatusReport,
     Zone,
     ZoneReport,
 )
@@ -200,3 +201,46 @@ def roll_call_list(alarm: Alarm, point: AssemblyPoint) -> dict:
                        "expected": membership_id in expected or membership_id in here})
     people.sort(key=lambda p: (not p["expected"], p["name"].casefold(), p["id"]))
     return {"people": people, "groups": sorted(group_names.items(), key=lambda g: g[1].casefold())}
+
+
+def accounted_over_time(alarm: Alarm, points: int = 24) -> list[tuple[float, int]]:
+    """``[(seconds since the alarm began, people accounted for)]``: when each person's first report was made,
+    counted up at ``points`` even steps up to now (for the cockpit's curve)."""
+    first: dict[int, datetime] = {}
+    for membership_id, at in StatusReport.objects.for_site(alarm.site_id).filter(alarm=alarm).values_list(
+            "membership_id", "at"):
+        if membership_id not in first or at < first[membership_id]:
+            first[membership_id] = at
+    end = alarm.ended_at or timezone.now()
+    span = max((end - alarm.started_at).total_seconds(), 1.0)
+    times = sorted((at - alarm.started_at).total_seconds() for at in first.values())
+    series, index = [], 0
+    for step in range(points + 1):
+        moment = span * step / points
+        while index < len(times) and times[index] <= moment:
+            index += 1
+        series.append((moment, index))
+    return series
+
+
+def cockpit_view(alarm: Alarm) -> dict:
+    """The crisis team's picture of an evacuation (numbers and places, no names): the counts, every affected
+    zone with its state, every assembly point with its arrivals, and accounted-for over time."""
+    numbers = counts(alarm)
+    affected = affected_zone_ids(alarm)
+    zones = Zone.objects.for_site(alarm.site_id).select_related("floor__building")
+    if affected is not None:
+        zones = zones.filter(pk__in=affected)
+    zone_rows = []
+    for zone in zones.order_by("floor__building__position", "floor__building__name", "-floor__level", "name"):
+        row = numbers["by_zone"].get(str(zone.pk), {})
+        zone_rows.append({"zone": zone, "state": row.get("state", ""), "remaining": row.get("remaining", 0),
+                          "on_site": row.get("on_site", 0), "no_status": row.get("no_status", 0)})
+    points = [{"point": p, "arrived": numbers["by_assembly_point"].get(str(p.pk), 0)}
+              for p in AssemblyPoint.objects.for_site(alarm.site_id)]
+    expected = max(numbers["on_site"], numbers["accounted"], 1)
+    series = accounted_over_time(alarm)
+    span = series[-1][0] or 1.0
+    curve = " ".join(f"{100 * t / span:.1f},{40 - 40 * n / expected:.1f}" for t, n in series)
+    return {"counts": numbers, "zones": zone_rows, "points": points, "curve": curve,
+            "open_zones": sum(1 for z in zone_rows if z["state"] != ZoneReport.State.CLEARED)}

@@ -135,6 +135,42 @@
     refreshSoon(id); /* the list of who has not answered follows */
   });
 
+  /* An evacuation's numbers: in place where the panel shows them; a zone or point it does not show yet, or a
+   * zone's new state (a helper's report), fetches the panel. */
+  function applyEvacuation(id, counts) {
+    var panel = panelOf(id);
+    if (!panel || !counts || !panel.querySelector("[data-part='evacuation']")) { return false; }
+    var complete = true;
+    ["no_status", "on_site", "accounted", "percent", "safe", "need_help", "not_on_site"].forEach(function (key) {
+      complete = setCount(panel, "evac." + key, counts[key]) && complete;
+    });
+    Object.keys(counts.by_zone || {}).forEach(function (zone) {
+      var row = counts.by_zone[zone];
+      if (!panel.querySelector("tr[data-zone='" + zone + "']")) { return; }
+      setCount(panel, "evac.zone." + zone + ".on_site", row.on_site);
+      setCount(panel, "evac.zone." + zone + ".no_status", row.no_status);
+    });
+    Object.keys(counts.by_assembly_point || {}).forEach(function (point) {
+      complete = setCount(panel, "evac.point." + point, counts.by_assembly_point[point]) && complete;
+    });
+    return complete;
+  }
+
+  document.addEventListener("rp:evacuation.counts", function (event) {
+    var detail = event.detail || {};
+    var data = detail.data || {};
+    var id = alarmIdOf(data, detail);
+    if (!id || !panelOf(id)) { return; }
+    if (!applyEvacuation(id, data.counts)) { refresh(id); return; }
+    refreshSoon(id); /* the curve follows */
+  });
+
+  document.addEventListener("rp:evacuation.zone", function (event) {
+    var detail = event.detail || {};
+    var id = alarmIdOf(detail.data || {}, detail);
+    if (id && panelOf(id)) { refresh(id); }
+  });
+
   /* More was missed than the stream could replay: fetch every panel afresh. */
   document.addEventListener("rp:ready", function (event) {
     if (event.detail && event.detail.complete === false) {
