@@ -68,7 +68,8 @@ def test_the_create_form_explains_what_is_missing(world, signed_in, fire):
     response = client.post("/settings/api-keys/new/", {"name": " "})
     assert response.status_code == 400
     body = response.content.decode()
-    assert "Choose at least one scenario the key may trigger." in body and not SECRET.search(body)
+    assert "Choose at least one scenario the key may trigger, or let it report who is on site." in body
+    assert not SECRET.search(body)
     assert not ApiKey.objects.exists()
 
 

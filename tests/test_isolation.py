@@ -156,6 +156,11 @@ ROUTES = {
     "alarms/<int:alarm_id>/missing/": "site",
     "alarms/<int:alarm_id>/handover/": "site",
     "alarms/<int:alarm_id>/handover.pdf": "site",
+    "presence/": "site",
+    "presence/entrance/<str:token>/": "site",
+    "presence/posters/<int:building_id>/": "site",
+    "visitors/": "site",
+    "api/v1/presence": "site",
     "push/subscriptions/": "site",
     "push/subscriptions/remove/": "site",
     "push/key": "public",
@@ -214,6 +219,7 @@ def foreign_objects(world, persona: str) -> list[dict]:
             "group_id": sw.group.pk,
             "zone_id": _foreign_zone(sw.site).pk,
             "point_id": AssemblyPoint.objects.create(site=sw.site, name=f"Point{sw.site.pk}zq").pk,
+            "building_id": Building.objects.create(site=sw.site, name=f"House{sw.site.pk}zq").pk,
             "site_id": sw.site.pk,
             "user_id": (world.super_b if sw is world.b else sw.people[Role.ADMIN].user).pk,
             "uidb64": urlsafe_base64_encode(force_bytes(sw.people[Role.ADMIN].user.pk)),
@@ -280,7 +286,9 @@ def snapshot(site: Site) -> tuple:
                  list(ScenarioDocument.objects.filter(site=site).order_by("pk").values_list("pk", "title")),
                  PushSubscription.objects.filter(site=site).count())
     evacuation = (StatusReport.objects.filter(site=site).count(), ZoneReport.objects.filter(site=site).count(),
-                  PersonState.objects.filter(site=site).count())
+                  PersonState.objects.filter(site=site).count(),
+                  list(Presence.objects.filter(site=site).order_by("pk").values_list("pk", "left_at")),
+                  Membership.objects.filter(site=site, kind="visitor").count())
     return (site.name, site.time_zone, memberships, groups, members, supers, audits, sessions, tokens, factors,
             keys, alarms, alarm_events, answers, scenarios, structure, evacuation)
 
@@ -290,7 +298,7 @@ def _body(response) -> str:
     return content.decode("utf-8", "replace")
 
 
-POST_BODY_KEYS = ("selected", "site", "members", "user_id", "membership_id", "group_id")
+POST_BODY_KEYS = ("selected", "site", "members", "user_id", "membership_id", "group_id", "sign_out", "host", "person")
 
 
 @pytest.mark.parametrize("persona", PERSONAS)

@@ -23,6 +23,7 @@ from rallypoint.api.alarms import router as alarms_router
 from rallypoint.api.auth import AppTokenAuth
 from rallypoint.api.docs import DocumentedAPI, SwaggerPage
 from rallypoint.api.evacuation import router as evacuation_router
+from rallypoint.api.presence import router as presence_router
 from rallypoint.lib.text import NotText, clean_data
 from rallypoint.people.models import NOT_SUPPORT, Group, Membership
 from rallypoint.tenants.roles import Perm, role_label
@@ -57,6 +58,7 @@ api = DocumentedAPI(
 )
 api.add_router("/v1/", alarms_router)
 api.add_router("/v1/", evacuation_router)
+api.add_router("/v1/", presence_router)
 
 
 @api.exception_handler(PermissionDenied)

@@ -55,7 +55,8 @@ def _size(value) -> str:
 _API_KEY_STATES = {"active": gettext_lazy("active"), "revoked": gettext_lazy("revoked")}
 _SECRETS = {"old": gettext_lazy("the previous secret"), "new": gettext_lazy("a new secret")}
 _API_ACTIONS = {"trigger": gettext_lazy("Alarm triggered"), "update": gettext_lazy("Alarm information updated"),
-                "level": gettext_lazy("Alarm level changed"), "end": gettext_lazy("Alarm ended")}
+                "level": gettext_lazy("Alarm level changed"), "end": gettext_lazy("Alarm ended"),
+                "presence": gettext_lazy("Presence reported")}
 
 
 def _plain(value) -> str:
@@ -146,11 +147,13 @@ FIELDS: dict[tuple[str, str], Field] = {
     ("api_key", "prefix"): Field(gettext_lazy("Key begins with")),
     ("api_key", "key"): Field(gettext_lazy("Key begins with")),
     ("api_key", "scenarios"): Field(gettext_lazy("Scenarios it may trigger")),
+    ("api_key", "reports_presence"): Field(gettext_lazy("Reports who is on site")),
     ("api_key", "secret"): Field(gettext_lazy("Secret"), _choices(_SECRETS.items())),
     ("api_key", "state"): Field(gettext_lazy("State"), _choices(_API_KEY_STATES.items())),
     ("api_key", "action"): Field(gettext_lazy("Used for"), _choices(_API_ACTIONS.items())),
     ("api_key", "alarm"): Field(gettext_lazy("Alarm"), refers="alarm"),
     ("api_key", "replayed"): Field(gettext_lazy("Repeated request (no new alarm)")),
+    ("api_key", "count"): Field(gettext_lazy("Entries")),
     ("push_subscription", "device"): Field(gettext_lazy("Device")),
     ("push_subscription", "person"): Field(gettext_lazy("Person"), refers="person"),
 }

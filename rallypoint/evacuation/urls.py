@@ -1,6 +1,6 @@
 from django.urls import path
 
-from rallypoint.evacuation import views
+from rallypoint.evacuation import presence_views, views
 
 app_name = "evacuation"
 
@@ -16,4 +16,8 @@ urlpatterns = [
     path(ALARM + "missing/", views.missing, name="missing"),
     path(ALARM + "handover/", views.handover_page, name="handover"),
     path(ALARM + "handover.pdf", views.handover_pdf, name="handover_pdf"),
+    path("presence/", presence_views.here, name="here"),
+    path("presence/entrance/<str:token>/", presence_views.entrance, name="entrance"),
+    path("presence/posters/<int:building_id>/", presence_views.entrance_poster, name="entrance_poster"),
+    path("visitors/", presence_views.visitors, name="visitors"),
 ]

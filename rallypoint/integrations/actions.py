@@ -42,12 +42,13 @@ def _new_secret(prefix: str) -> tuple[str, str]:
     return raw, _digest(raw)
 
 
-def _checked_scenarios(site: Site, scenarios) -> list[Scenario]:
+def _checked_scenarios(site: Site, scenarios, reports_presence: bool = False) -> list[Scenario]:
     scenarios = list(scenarios)
     if any(s.site_id != site.pk for s in scenarios):
         raise PermissionDenied
-    if not scenarios:
-        raise ValidationError({"scenarios": _("Choose at least one scenario the key may trigger.")})
+    if not scenarios and not reports_presence:
+        raise ValidationError({"scenarios": _("Choose at least one scenario the key may trigger, or let it report "
+                                              "who is on site.")})
     return scenarios
 
 
@@ -69,11 +70,12 @@ def _scope_names(scenarios) -> list[str]:
     return sorted(s.name for s in scenarios)
 
 
-def create_api_key(*, actor, site: Site, name: str, scenarios) -> tuple[ApiKey, str]:
-    """A new key for ``site`` that may trigger ``scenarios``; the clear key is returned only here."""
+def create_api_key(*, actor, site: Site, name: str, scenarios, reports_presence: bool = False) -> tuple[ApiKey, str]:
+    """A new key for ``site`` that may trigger ``scenarios`` (and report presence); the clear key is returned
+    only here."""
     require_perm(actor, site, Perm.MANAGE_API_KEYS)
     name = _checked_name(site, name)
-    scenarios = _checked_scenarios(site, scenarios)
+    scenarios = _checked_scenarios(site, scenarios, reports_presence)
     creator = membership_of(actor, site)
     for _attempt in range(5):
         prefix = KEY_PREFIX + secrets.token_hex(PREFIX_HEX // 2)
@@ -81,12 +83,13 @@ def create_api_key(*, actor, site: Site, name: str, scenarios) -> tuple[ApiKey, 
         try:
             with transaction.atomic():
                 key = ApiKey.objects.create(site=site, name=name, prefix=prefix, secret_hash=digest,
-                                            created_by=creator)
+                                            created_by=creator, reports_presence=reports_presence)
                 key.scenarios.set(scenarios)
                 record(actor=actor, organization=site.organization, site=site, action="api_key.created",
                        object_type="api_key", object_id=key.pk,
                        changes={"name": [None, name], "prefix": [None, prefix],
-                                "scenarios": [None, _scope_names(scenarios)]})
+                                "scenarios": [None, _scope_names(scenarios)],
+                                "reports_presence": [None, reports_presence]})
         except IntegrityError:
             continue  # the prefix is taken (one in four billion): draw another
         return key, raw
@@ -124,11 +127,13 @@ def revoke_api_key(*, actor, key: ApiKey) -> ApiKey:
     return key
 
 
-def update_api_key(*, actor, key: ApiKey, name: str, scenarios) -> ApiKey:
-    """Rename the key and set the scenarios it may trigger."""
+def update_api_key(*, actor, key: ApiKey, name: str, scenarios, reports_presence: bool | None = None) -> ApiKey:
+    """Rename the key and set the scenarios it may trigger (and whether it reports presence; None: unchanged)."""
     require_perm(actor, key.site, Perm.MANAGE_API_KEYS)
     name = _checked_name(key.site, name, key)
-    scenarios = _checked_scenarios(key.site, scenarios)
+    if reports_presence is None:
+        reports_presence = key.reports_presence
+    scenarios = _checked_scenarios(key.site, scenarios, reports_presence)
     with transaction.atomic():
         key = _locked_active(key)
         before_scope = _scope_names(key.scenarios.all())
@@ -140,6 +145,10 @@ def update_api_key(*, actor, key: ApiKey, name: str, scenarios) -> ApiKey:
         if _scope_names(scenarios) != before_scope:
             changes["scenarios"] = [before_scope, _scope_names(scenarios)]
             key.scenarios.set(scenarios)
+        if reports_presence != key.reports_presence:
+            changes["reports_presence"] = [key.reports_presence, reports_presence]
+            key.reports_presence = reports_presence
+            key.save(update_fields=["reports_presence"])
         if changes:
             record(actor=actor, organization=key.site.organization, site=key.site, action="api_key.updated",
                    object_type="api_key", object_id=key.pk, changes=changes)

@@ -22,6 +22,8 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=16, unique=True)
     secret_hash = models.CharField(max_length=64)
     scenarios = models.ManyToManyField(Scenario, related_name="api_keys", verbose_name=_("scenarios"))
+    #: May report who is on site (a time-recording or door-access system): POST /api/v1/presence.
+    reports_presence = models.BooleanField(_("reports presence"), default=False)
     created_by = models.ForeignKey(Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)

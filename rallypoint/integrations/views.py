@@ -63,7 +63,7 @@ def api_key_edit(request, key_id: int):
         return redirect("integrations:api_keys")
     selected = list(key.scenarios.all())
     form = ApiKeyForm(request.POST or None, site=request.site, selected=selected,
-                      initial={"name": key.name, "scenarios": selected})
+                      initial={"name": key.name, "scenarios": selected, "reports_presence": key.reports_presence})
     if request.method == "POST" and form.is_valid():
         try:
             actions.update_api_key(actor=request.user, key=key, **form.cleaned_data)

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from rallypoint.alarms.actions import triggerable_scenarios
 from rallypoint.alarms.models import Alarm, AlarmRecipient
+from rallypoint.evacuation import presence_views
 from rallypoint.people.models import Group, Membership
 from rallypoint.tenants.middleware import SESSION_KEY
 from rallypoint.tenants.roles import Perm
@@ -44,6 +45,7 @@ def home(request):
     if Perm.VIEW_DIRECTORY in request.site_perms:
         context["people_count"] = Membership.objects.for_site(request.site).headcount()["active"]
         context["group_count"] = Group.objects.for_site(request.site).count()
+    context.update(presence_views.home_context(request))
     return render(request, "web/home.html", context)
 
 

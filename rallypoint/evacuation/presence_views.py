@@ -1,0 +1,140 @@
+"""Presence pages: "I'm here / I'm leaving" in the app, the check-in by an entrance's QR code, and the visitor
+list at reception. Outside an alarm nobody sees who is where: the home page shows counts only
+(docs/privacy.md); names and places appear on the evacuation pages during an alarm.
+"""
+
+from __future__ import annotations
+
+import io
+
+import segno
+from django.contrib import messages
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from rallypoint.evacuation import presence
+from rallypoint.evacuation.models import Building, Presence, Source
+from rallypoint.people.models import NOT_SUPPORT, Membership
+from rallypoint.tenants.roles import Perm
+from rallypoint.tenants.scoping import site_permission_required
+
+ENTRANCE_SALT = "rallypoint.evacuation.entrance"
+
+
+def home_context(request) -> dict:
+    """For the home page: am I on site, and (for those who may know) how many are."""
+    context = {}
+    if request.membership is not None:
+        context["present"] = presence.is_present(request.membership)
+    if Perm.VIEW_PRESENCE in request.site_perms:
+        context["on_site_count"] = (Presence.objects.for_site(request.site).current()
+                                    .values("membership_id").distinct().count())
+    return context
+
+
+@require_POST
+@site_permission_required(Perm.VIEW_SITE)
+def here(request):
+    """I'm here / I'm leaving (``action``)."""
+    if request.membership is None:
+        raise Http404
+    if request.POST.get("action") == "leave":
+        presence.leave(membership=request.membership)
+        messages.success(request, _("You are signed out of the site. Take care."))
+    else:
+        presence.arrive(membership=request.membership, source=Source.APP)
+        messages.success(request, _("You are signed in on site until you leave, at the latest until midnight."))
+    return redirect("web:home")
+
+
+# An entrance's QR code ---------------------------------------------------------------------------------
+
+def entrance_token(building: Building) -> str:
+    """What the entrance's QR code carries: the site and the building, signed, so that it cannot be made for
+    another site or building."""
+    return signing.dumps({"s": building.site_id, "b": building.pk}, salt=ENTRANCE_SALT, compress=True)
+
+
+def _entrance(request, token: str) -> tuple[Building, Membership]:
+    try:
+        data = signing.loads(token, salt=ENTRANCE_SALT)
+    except signing.BadSignature:
+        raise Http404 from None
+    if not isinstance(data, dict) or data.get("s") != request.site.pk:
+        raise Http404  # another site's poster: switch to that site first (or it is not yours)
+    building = Building.objects.for_site(request.site).filter(pk=data.get("b")).first()
+    if building is None or request.membership is None:
+        raise Http404
+    return building, request.membership
+
+
+@require_http_methods(["GET", "POST"])
+@site_permission_required(Perm.VIEW_SITE)
+def entrance(request, token: str):
+    """The page a person's phone opens from the QR code at an entrance; one tap checks them in (a GET changes
+    nothing)."""
+    building, membership = _entrance(request, token)
+    if request.method == "POST":
+        presence.arrive(membership=membership, source=Source.QR, building=building)
+        messages.success(request, _("You are signed in at %(building)s until you leave, at the latest until "
+                                    "midnight.") % {"building": building.name})
+        return redirect("web:home")
+    return render(request, "evacuation/entrance.html", {"building": building})
+
+
+@require_GET
+@site_permission_required(Perm.MANAGE_STRUCTURE)
+def entrance_poster(request, building_id: int):
+    """A printable poster with the QR code for a building's entrances."""
+    building = Building.objects.for_site(request.site).filter(pk=building_id).first()
+    if building is None:
+        raise Http404
+    url = request.build_absolute_uri(reverse("evacuation:entrance", args=[entrance_token(building)]))
+    svg = io.BytesIO()
+    segno.make(url, error="m").save(svg, kind="svg", scale=8, border=2, xmldecl=False, svgns=True,
+                                    title=building.name)
+    return render(request, "evacuation/entrance_poster.html", {
+        "building": building, "url": url, "qr": svg.getvalue().decode()})
+
+
+# Visitors at reception ----------------------------------------------------------------------------------
+
+@require_http_methods(["GET", "POST"])
+@site_permission_required(Perm.MANAGE_VISITORS)
+def visitors(request):
+    """Today's visitors: register one (name, company, host), sign one out."""
+    site = request.site
+    if request.method == "POST":
+        if request.POST.get("sign_out", "").isdigit():
+            visitor = Membership.objects.for_site(site).filter(kind=Membership.Kind.VISITOR,
+                                                               pk=request.POST["sign_out"]).first()
+            if visitor is None:
+                raise Http404
+            presence.leave(membership=visitor)
+            messages.success(request, _("Visitor signed out."))
+            return redirect("evacuation:visitors")
+        host_id = request.POST.get("host", "")
+        host = (Membership.objects.for_site(site).active().filter(pk=host_id).first() if host_id.isdigit()
+                else None)
+        try:
+            presence.register_visitor(site=site, full_name=request.POST.get("full_name", ""),
+                                      company=request.POST.get("company", ""), host=host, actor=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, _("Visitor registered until the end of the day."))
+        return redirect("evacuation:visitors")
+    now = timezone.now()
+    present = set(Presence.objects.for_site(site).current(now).values_list("membership_id", flat=True))
+    today = (Membership.objects.for_site(site).filter(kind=Membership.Kind.VISITOR, expires_at__gt=now)
+             .select_related("host").order_by("created_at"))
+    rows = [{"visitor": v, "present": v.pk in present} for v in today]
+    hosts = (Membership.objects.for_site(site).active().filter(kind=Membership.Kind.MEMBER).filter(NOT_SUPPORT)
+             .by_name())
+    return render(request, "evacuation/visitors.html", {"rows": rows, "hosts": hosts})
