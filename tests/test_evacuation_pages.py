@@ -9,7 +9,9 @@ import zlib
 import pytest
 from django.test import Client
 
+from rallypoint.alarms import links
 from rallypoint.alarms.actions import end_alarm
+from rallypoint.alarms.models import AlarmRecipient
 from rallypoint.evacuation import rollcall
 from rallypoint.evacuation.models import PersonState, StatusReport, ZoneDuty, ZoneReport
 from rallypoint.lib import pdf
@@ -244,3 +246,18 @@ def test_accounted_for_over_time_counts_each_person_once(evac):
     series = rollcall.accounted_over_time(evac.alarm, points=4)
     assert [n for _t, n in series][-1] == 1 and len(series) == 5
     assert [t for t, _n in series] == sorted(t for t, _n in series)
+
+
+def test_the_answer_link_of_an_evacuation_asks_for_the_status_and_works_once(evac):
+    recipient = AlarmRecipient.objects.get(alarm=evac.alarm, membership=evac.teacher)
+    url = f"/answer/{links.make_token(recipient)}"
+    client = Client()
+    page = client.get(url).content.decode()
+    assert 'id="status-safe"' in page and 'id="answer-accept"' not in page
+    assert not PersonState.objects.exists()  # opening the link changes nothing
+    response = client.post(url, {"status": "need_help"})
+    assert response.status_code == 200 and "Needs help" in response.content.decode()
+    state = PersonState.objects.get(alarm=evac.alarm, membership=evac.teacher)
+    assert (state.status, state.report.via) == ("need_help", "link")
+    assert client.post(url, {"status": "safe"}).status_code == 410
+    assert PersonState.objects.get(alarm=evac.alarm, membership=evac.teacher).status == "need_help"

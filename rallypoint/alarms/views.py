@@ -44,6 +44,8 @@ from rallypoint.alarms.models import (
     ScenarioDocument,
 )
 from rallypoint.evacuation import rollcall
+from rallypoint.evacuation import status as evacuation_status
+from rallypoint.evacuation.models import Source, Status
 from rallypoint.evacuation.views import my_status_context
 from rallypoint.notify.messages import fill_template
 from rallypoint.people.models import Group
@@ -452,9 +454,12 @@ def answer_link(request, token: str):
     if recipient is None or not (recipient.membership.is_active and recipient.membership.user.is_active):
         return _dead_link(request, token)
     alarm = Alarm.objects.select_related("scenario", "level", "site").get(pk=recipient.alarm_id)
-    context = {**alarm_context(alarm, recipient.membership.role), "recipient": recipient, "token": token}
+    context = {**alarm_context(alarm, recipient.membership.role), "recipient": recipient, "token": token,
+               "statuses": Status.choices if evacuation_status.is_evacuating(alarm) else None}
     if request.method != "POST":
         return _link_page(request, 200, context)
+    if context["statuses"] and "status" in request.POST:
+        return _status_by_link(request, alarm, recipient, context)
     choice = request.POST.get("answer", "")
     if choice not in (AlarmRecipient.Answer.ACCEPTED, AlarmRecipient.Answer.DECLINED):
         return _link_page(request, 400, context)
@@ -466,6 +471,23 @@ def answer_link(request, token: str):
     except ValidationError:
         return _link_page(request, 410, {**context, "problem": "ended"})
     return _link_page(request, 200, {**context, "answered": choice})
+
+
+def _status_by_link(request, alarm: Alarm, recipient: AlarmRecipient, context: dict) -> HttpResponse:
+    """An evacuation's status (safe, need help, not on site) by the one-time link, instead of an answer."""
+    choice = request.POST.get("status", "")
+    if choice not in Status.values:
+        return _link_page(request, 400, context)
+    try:
+        with transaction.atomic():
+            if not links.use_token(recipient):
+                return _dead_link(request, token=context["token"])
+            evacuation_status.report_status(alarm=alarm, person=recipient.membership, status=choice,
+                                            reporter=evacuation_status.Reporter(recipient.membership),
+                                            via=Source.LINK)
+    except ValidationError:
+        return _link_page(request, 410, {**context, "problem": "ended"})
+    return _link_page(request, 200, {**context, "reported": dict(Status.choices)[choice]})
 
 
 # Cockpit -------------------------------------------------------------------------------------------
