@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -195,3 +196,26 @@ def test_a_crowd_reporting_at_the_same_moment_is_all_recorded(world):
         thread.join()
     assert errors == []
     assert PersonState.objects.filter(alarm=evac.alarm).count() == 60
+
+
+@pytest.mark.django_db(transaction=True)
+def test_counts_changed_twice_at_once_publishes_now_and_once_more_after_the_interval(world):
+    """A burst of reports is counted at once and again when the interval is over: the last report of a burst
+    reaches the cockpit without waiting for the worker's sweep."""
+    evac = Evacuation(world)
+    frames = []
+    unsubscribe = hub.subscribe(frames.append)
+    try:
+        status.counts_changed(evac.alarm.pk)
+        PersonState.objects.all().delete()
+        status.report_status(alarm=evac.alarm, person=evac.teacher, status="safe",
+                             reporter=status.Reporter(evac.teacher))
+        status.counts_changed(evac.alarm.pk)  # within the interval: later, once
+        status.counts_changed(evac.alarm.pk)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len([f for f in frames if f["type"] == "evacuation.counts"]) < 2:
+            time.sleep(0.05)
+    finally:
+        unsubscribe()
+    counts = [f["data"]["counts"] for f in frames if f["type"] == "evacuation.counts"]
+    assert [c["safe"] for c in counts][:1] == [0] and counts[-1]["safe"] == 1

@@ -9,6 +9,7 @@ groups (:mod:`rallypoint.lib.groupcommit`), and each group tells the roll-call p
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -242,21 +243,42 @@ def report_zone(*, alarm: Alarm, zone: Zone, state: str, reporter: Reporter, rem
 # Counts for the cockpit ---------------------------------------------------------------------------
 
 _counts_published: dict[int, float] = {}
+_counts_pending: set[int] = set()
 _counts_lock = threading.Lock()
-COUNTS_INTERVAL = 1.0
+COUNTS_INTERVAL = 0.5
+log = logging.getLogger(__name__)
 
 
 def counts_changed(alarm_id: int) -> None:
-    """Publish the evacuation's counts now, unless this process did so less than a second ago (then the
-    worker's sweep, about every second, publishes them): counting reads all of the alarm's states."""
+    """Publish the evacuation's counts now, or, if this process did so less than ``COUNTS_INTERVAL`` ago, once
+    when the interval is over (counting reads all of the alarm's states: a burst of reports is counted about
+    twice a second, and the last report of a burst is never left waiting for the worker's sweep)."""
     now = time.monotonic()
     with _counts_lock:
-        if now - _counts_published.get(alarm_id, 0.0) < COUNTS_INTERVAL:
+        wait = _counts_published.get(alarm_id, 0.0) + COUNTS_INTERVAL - now
+        if wait > 0:
+            if alarm_id not in _counts_pending:
+                _counts_pending.add(alarm_id)
+                timer = threading.Timer(wait, _publish_later, args=(alarm_id,))
+                timer.daemon = True
+                timer.start()
             return
         _counts_published[alarm_id] = now
         if len(_counts_published) > 10_000:
             _counts_published.clear()
     publish_counts(alarm_id)
+
+
+def _publish_later(alarm_id: int) -> None:
+    with _counts_lock:
+        _counts_pending.discard(alarm_id)
+        _counts_published[alarm_id] = time.monotonic()
+    try:
+        publish_counts(alarm_id)
+    except Exception as exc:  # the worker's sweep publishes them all the same; this thread must not die loudly
+        log.warning("evacuation counts not published: %s", type(exc).__name__, extra={"alarm": alarm_id})
+    finally:
+        connections.close_all()
 
 
 def publish_counts(alarm_id: int) -> None:
