@@ -9,6 +9,7 @@ colour profile), at most ``MAX_SIDE`` pixels on its longest side.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 
 import pypdfium2
@@ -55,17 +56,25 @@ def _not_readable() -> ValidationError:
                      "JPEG or PDF and upload it again."))
 
 
+def _too_large() -> ValidationError:
+    return _refuse(_("The image has too many pixels (at most %(n)d million). Export it smaller and upload it "
+                     "again.") % {"n": MAX_PIXELS // 1_000_000})
+
+
 def _open_image(content: bytes) -> tuple[Image.Image, str]:
     try:
-        image = Image.open(io.BytesIO(content), formats=["PNG", "JPEG"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS decides, below
+            image = Image.open(io.BytesIO(content), formats=["PNG", "JPEG"])
         if image.width * image.height > MAX_PIXELS:
-            raise _refuse(_("The image is too large (%(width)d × %(height)d pixels).")
-                          % {"width": image.width, "height": image.height})
+            raise _too_large()
         image.load()
         return ImageOps.exif_transpose(image), image.format  # a phone photo stands the way it was taken
     except ValidationError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise _too_large() from None
+    except (OSError, SyntaxError, ValueError):
         # Pillow says "cannot identify image file", "truncated", "broken data stream" …
         raise _not_readable() from None
 
