@@ -3,6 +3,7 @@ points; who may see and change them; the CSV export and import; the demo's schoo
 
 from __future__ import annotations
 
+import csv
 import io
 import struct
 import zlib
@@ -15,6 +16,7 @@ from rallypoint.audit.models import AuditEntry
 from rallypoint.evacuation import plans
 from rallypoint.evacuation import structure_actions as actions
 from rallypoint.evacuation.models import AssemblyPoint, Building, Floor, Marker, Room, Zone, ZoneDuty
+from rallypoint.evacuation.structure_csv import export_structure, import_structure
 from rallypoint.tenants.roles import Role
 
 
@@ -245,3 +247,63 @@ def test_an_admin_places_and_removes_markers(signed_in, school):
     assert client.post(f"/structure/markers/{marker.pk}/delete/").status_code == 302
     assert not Marker.objects.exists()
     assert {"marker.created", "marker.deleted"} <= set(AuditEntry.objects.values_list("action", flat=True))
+
+
+# CSV -----------------------------------------------------------------------------------------------
+
+def test_the_structure_goes_out_as_csv_and_comes_back_the_same(signed_in, school, world):
+    actions.save_room(actor=None, zone=school["west"], name="=HYPERLINK(1)")
+    client = signed_in(Role.ADMIN)
+    response = client.get("/structure/export.csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    text = response.content.decode()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["building", "floor", "level", "zone", "code", "rooms", "assembly_point"]
+    assert ["Haus A", "Erdgeschoss", "0", "West wing", "A-0-W", "'=HYPERLINK(1)|Room 001", "Schoolyard"] in rows
+    assert AuditEntry.objects.filter(action="structure.exported").exists()
+
+    # Into another site: the same structure appears there.
+    other = world.a2.site
+    result = import_structure(actor=None, site=other, text=text)
+    assert result["created"] == 1 + 1 + 2 + 2 + 1  # building, floor, zones, rooms, assembly point
+    assert export_structure(actor=None, site=other) == text
+    assert Room.objects.get(site=other, name="=HYPERLINK(1)")
+    # Read back into its own site, nothing changes.
+    assert import_structure(actor=None, site=world.a.site, text=text) == {"created": 0, "updated": 0}
+
+
+def test_an_import_adds_what_is_missing_and_updates_codes(signed_in, school, world):
+    text = ("building;floor;level;zone;code;rooms;assembly_point\n"
+            "Haus A;Erdgeschoss;0;West wing;A-0-WEST;Room 001|Room 002;Schoolyard\n"
+            "Haus A;1. Obergeschoss;1;Nord;A-1-N;Room 101;Sports field\n")
+    client = signed_in(Role.ADMIN)
+    response = client.post("/structure/import/", {"file": upload("s.csv", text.encode())})
+    assert response.status_code == 302
+    west = Zone.objects.get(pk=school["west"].pk)
+    assert west.code == "A-0-WEST" and set(west.rooms.values_list("name", flat=True)) == {"Room 001", "Room 002"}
+    assert west.duties.count() == 2  # the helpers stay
+    north = Zone.objects.get(site=world.a.site, code="A-1-N")
+    assert north.floor.level == 1 and list(north.assembly_points.values_list("name", flat=True)) == ["Sports field"]
+    assert AuditEntry.objects.filter(action="structure.imported").exists()
+
+
+def test_an_import_with_bad_rows_reports_them_by_line_and_writes_nothing(signed_in, school, world):
+    text = ("building,floor,level,zone,code,rooms,assembly_point\n"
+            "Haus B,Halle,0,Halle,B-0,,\n"
+            ",Keller,-1,Technik,,,\n"
+            "Haus B,Halle,first,Umkleide,,,\n"
+            "Haus B,Halle,0,Geräteraum,A-0-W,,\n")
+    client = signed_in(Role.ADMIN)
+    response = client.post("/structure/import/", {"file": upload("s.csv", text.encode())})
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "Line 3" in body and "“building” is empty" in body
+    assert "Line 4" in body and "whole number" in body
+    assert not Building.objects.filter(name="Haus B").exists()
+    # A clash with the database is found when the row is applied: its line is named, nothing stays.
+    response = client.post("/structure/import/", {"file": upload("s.csv", (text.splitlines()[0] + "\n"
+                                                                            + text.splitlines()[1] + "\n"
+                                                                            + text.splitlines()[4]).encode())})
+    assert response.status_code == 400 and "Line 3" in response.content.decode()
+    assert "Another zone of this site has this code." in response.content.decode()
+    assert not Building.objects.filter(name="Haus B").exists()
