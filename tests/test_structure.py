@@ -12,11 +12,15 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from rallypoint.accounts.models import email_index
 from rallypoint.audit.models import AuditEntry
 from rallypoint.evacuation import plans
 from rallypoint.evacuation import structure_actions as actions
 from rallypoint.evacuation.models import AssemblyPoint, Building, Floor, Marker, Room, Zone, ZoneDuty
 from rallypoint.evacuation.structure_csv import export_structure, import_structure
+from rallypoint.people.models import Membership
+from rallypoint.tenants.demo import DEMO_DOMAIN, seed_demo
+from rallypoint.tenants.models import Site
 from rallypoint.tenants.roles import Role
 
 
@@ -307,3 +311,25 @@ def test_an_import_with_bad_rows_reports_them_by_line_and_writes_nothing(signed_
     assert response.status_code == 400 and "Line 3" in response.content.decode()
     assert "Another zone of this site has this code." in response.content.decode()
     assert not Building.objects.filter(name="Haus B").exists()
+
+
+# The demo ------------------------------------------------------------------------------------------
+
+def test_the_demo_has_a_school_with_plans_helpers_and_assembly_points(db, settings):
+    settings.LANGUAGE_CODE = "en"
+    seed_demo()
+    site = Site.objects.get(name="Headquarters")
+    buildings = list(Building.objects.for_site(site))
+    assert [b.name for b in buildings] == ["Building A", "Building B – sports hall"]
+    assert Floor.objects.for_site(site).filter(building=buildings[0]).count() == 3
+    floors = Floor.objects.for_site(site)
+    assert all(f.plan_type == "image/png" and f.plan_width and f.markers.exists() for f in floors)
+    zone = Zone.objects.for_site(site).get(code="A-1-W")
+    member, lead = (Membership.objects.get(site=site, user__email_index=email_index(f"{local}@{DEMO_DOMAIN}"))
+                    for local in ("member", "lead"))
+    assert set(zone.duties.values_list("membership_id", "deputy")) == {(member.pk, False), (lead.pk, True)}
+    assert zone.rooms.count() == 3 and zone.neighbours.exists()
+    points = {p.name: p for p in AssemblyPoint.objects.for_site(site)}
+    assert set(points) == {"Schoolyard (north)", "Sports field"}
+    assert points["Schoolyard (north)"].zones.count() == 7 and points["Sports field"].capacity == 250
+    assert 52 < points["Sports field"].latitude < 53 and 13 < points["Sports field"].longitude < 14

@@ -13,6 +13,7 @@ from django.utils.translation import pgettext
 
 from rallypoint.accounts.actions import create_person
 from rallypoint.alarms.models import Level, Question, Scenario
+from rallypoint.evacuation.demo_structure import seed_demo_structure
 from rallypoint.tenants import actions
 from rallypoint.tenants.models import Organization
 from rallypoint.tenants.roles import Role
@@ -83,6 +84,7 @@ def _seed() -> list[tuple[str, str, str]]:
                        description=pgettext("demo", "Clear their zones and report them cleared."),
                        members=[people["member"], people["employee"]])
     seed_demo_scenarios(hq, crisis)
+    seed_demo_structure(hq, people)
     return logins
 
 
