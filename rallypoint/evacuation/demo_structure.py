@@ -24,32 +24,31 @@ WALL, ROOM_FILL, CORRIDOR_FILL, INK, EXIT = "#1b2533", "#f4f7fb", "#e2e8f0", "#1
 
 def _school() -> list[dict]:
     """Buildings → floors → zones (name, code, rooms), in the installation's language."""
-    p = pgettext
-    room = p("demo", "Room %(number)s")
+    room = pgettext("demo", "Room %(number)s")
 
     def numbered(*numbers):
         return [room % {"number": n} for n in numbers]
 
     def wings(level: int, west: list[str], east: list[str]) -> list[tuple[str, str, list[str]]]:
-        return [(p("demo", "West wing"), f"A-{level}-W", west), (p("demo", "East wing"), f"A-{level}-E", east)]
+        return [(pgettext("demo", "West wing"), f"A-{level}-W", west),
+                (pgettext("demo", "East wing"), f"A-{level}-E", east)]
 
-    west, east = wings(0, [*numbered("001", "002"), p("demo", "Staff room")],
-                       [*numbered("003", "004"), p("demo", "School office")])
+    west, east = wings(0, [*numbered("001", "002"), pgettext("demo", "Staff room")],
+                       [*numbered("003", "004"), pgettext("demo", "School office")])
+    entrance = (pgettext("demo", "Entrance hall"), "A-0-M", [pgettext("demo", "Cafeteria"), pgettext("demo", "Foyer")])
+    hall = (pgettext("demo", "Hall"), "B-0-H", [pgettext("demo", "Sports hall"), pgettext("demo", "Equipment room")])
+    changing = (pgettext("demo", "Changing rooms"), "B-0-U",
+                [pgettext("demo", "Changing room 1"), pgettext("demo", "Changing room 2"), pgettext("demo", "Showers")])
     return [
-        {"name": p("demo", "Building A"), "code": "A", "floors": [
-            (p("demo", "Ground floor"), 0, [west, (p("demo", "Entrance hall"), "A-0-M",
-                                                   [p("demo", "Cafeteria"), p("demo", "Foyer")]), east]),
-            (p("demo", "1st floor"), 1, wings(1, [*numbered("101", "102"), p("demo", "Library")],
-                                              [*numbered("103", "104"), p("demo", "Chemistry lab")])),
-            (p("demo", "2nd floor"), 2, wings(2, [*numbered("201", "202"), p("demo", "Art room")],
-                                              [*numbered("203", "204"), p("demo", "Music room")])),
+        {"name": pgettext("demo", "Building A"), "code": "A", "floors": [
+            (pgettext("demo", "Ground floor"), 0, [west, entrance, east]),
+            (pgettext("demo", "1st floor"), 1, wings(1, [*numbered("101", "102"), pgettext("demo", "Library")],
+                                                     [*numbered("103", "104"), pgettext("demo", "Chemistry lab")])),
+            (pgettext("demo", "2nd floor"), 2, wings(2, [*numbered("201", "202"), pgettext("demo", "Art room")],
+                                                     [*numbered("203", "204"), pgettext("demo", "Music room")])),
         ]},
-        {"name": p("demo", "Building B – sports hall"), "code": "B", "floors": [
-            (p("demo", "Ground floor"), 0, [
-                (p("demo", "Hall"), "B-0-H", [p("demo", "Sports hall"), p("demo", "Equipment room")]),
-                (p("demo", "Changing rooms"), "B-0-U", [p("demo", "Changing room 1"), p("demo", "Changing room 2"),
-                                                        p("demo", "Showers")]),
-            ]),
+        {"name": pgettext("demo", "Building B – sports hall"), "code": "B", "floors": [
+            (pgettext("demo", "Ground floor"), 0, [hall, changing]),
         ]},
     ]
 
