@@ -37,6 +37,7 @@ def open_ground_floor(page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Building A · Ground floor")
     image = page.locator(".plan-image")
     expect(image).to_be_visible()
+    page.wait_for_function("() => document.querySelector('.plan-image').complete")
     assert page.evaluate("() => document.querySelector('.plan-image').naturalWidth") == 1200
 
 
