@@ -46,7 +46,7 @@ def _get(request, model, pk: int, *related: str):
 
 
 def _form_page(request, form, save, *, title: str, back: str, saved: str, delete_url: str = "",
-               delete_label: str = "", delete_confirm: str = "", lead: str = ""):
+               delete_label: str = "", delete_confirm: str = "", lead: str = "", back_label: str = ""):
     """Show ``form``; on a valid POST call ``save(cleaned_data)``, which returns where to go next."""
     if request.method == "POST" and form.is_valid():
         try:
@@ -56,7 +56,8 @@ def _form_page(request, form, save, *, title: str, back: str, saved: str, delete
         else:
             messages.success(request, saved)
             return redirect(target)
-    context = {"form": form, "title": title, "back": back, "lead": lead, "delete_url": delete_url,
+    context = {"form": form, "title": title, "back": back, "back_label": back_label or _("Buildings and zones"),
+               "lead": lead, "delete_url": delete_url,
                "delete_label": delete_label, "delete_confirm": delete_confirm}
     return render(request, "evacuation/structure/form.html", context, status=400 if form.errors else 200)
 
@@ -134,7 +135,7 @@ def _save_floor(request, building: Building, floor: Floor | None):
     title = f"{building.name} · {floor.name}" if floor else _("New floor in %(building)s") % {"building": building.name}
     return _form_page(request, form, save, title=title,
                       back=reverse("structure:floor", args=[floor.pk]) if floor else _overview_url(),
-                      saved=_("Floor saved."),
+                      back_label=title if floor else "", saved=_("Floor saved."),
                       delete_url=reverse("structure:floor_delete", args=[floor.pk]) if floor else "",
                       delete_label=_("Delete floor"),
                       delete_confirm=_("Delete this floor with its plan, zones and rooms?"))
