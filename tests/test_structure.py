@@ -333,3 +333,15 @@ def test_the_demo_has_a_school_with_plans_helpers_and_assembly_points(db, settin
     assert set(points) == {"Schoolyard (north)", "Sports field"}
     assert points["Schoolyard (north)"].zones.count() == 7 and points["Sports field"].capacity == 250
     assert 52 < points["Sports field"].latitude < 53 and 13 < points["Sports field"].longitude < 14
+
+
+def test_the_audit_trail_names_structure_changes_in_words(signed_in, school, world):
+    client = signed_in(Role.ADMIN)
+    west = school["west"]
+    client.post(f"/structure/zones/{west.pk}/", {"name": "West wing", "code": "A-0-W",
+                                                  "helpers": [world.a.people[Role.EMPLOYEE].pk],
+                                                  "neighbours": [school["east"].pk]})
+    page = client.get("/audit/").content.decode()
+    for text in ("Zone changed", "Evacuation helpers", world.a.people[Role.EMPLOYEE].full_name,
+                 "Assembly point added", "Zones that evacuate here", "East wing"):
+        assert text in page, text
