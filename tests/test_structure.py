@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from rallypoint.accounts.models import email_index
+from rallypoint.alarms.actions import end_alarm, trigger_alarm
 from rallypoint.audit.models import AuditEntry
 from rallypoint.evacuation import plans
 from rallypoint.evacuation import structure_actions as actions
@@ -22,6 +23,7 @@ from rallypoint.people.models import Membership
 from rallypoint.tenants.demo import DEMO_DOMAIN, seed_demo
 from rallypoint.tenants.models import Site
 from rallypoint.tenants.roles import Role
+from tests.alarm_fixtures import fire_scenario
 
 
 def image_bytes(fmt: str, size=(800, 500), **save) -> bytes:
@@ -345,3 +347,15 @@ def test_the_audit_trail_names_structure_changes_in_words(signed_in, school, wor
     for text in ("Zone changed", "Evacuation helpers", world.a.people[Role.EMPLOYEE].full_name,
                  "Assembly point added", "Zones that evacuate here", "East wing"):
         assert text in page, text
+
+
+def test_places_are_not_deleted_while_an_alarm_is_active(signed_in, school, world):
+    alarm, _ = trigger_alarm(site=world.a.site, scenario=fire_scenario(world.a.site), user=None, location_text="Hall")
+    client = signed_in(Role.ADMIN)
+    response = client.post(f"/structure/zones/{school['west'].pk}/delete/", follow=True)
+    assert "While an alarm is active" in response.content.decode()
+    client.post(f"/structure/buildings/{school['building'].pk}/delete/")
+    assert Zone.objects.filter(pk=school["west"].pk).exists() and Building.objects.filter(site=world.a.site).exists()
+    end_alarm(alarm=alarm, user=None, reason="Drill over")
+    client.post(f"/structure/zones/{school['west'].pk}/delete/")
+    assert not Zone.objects.filter(pk=school["west"].pk).exists()

@@ -97,7 +97,7 @@ def _seed_plan(floor: Floor, zone_specs, *, ground: bool) -> None:
     if ground:
         markers += [(Marker.Kind.FIRST_AID, 0.45, 0.26, pgettext("demo", "First-aid room")),
                     (Marker.Kind.DEFIBRILLATOR, 0.55, 0.5, ""),
-                    (Marker.Kind.KEY_BOX, 0.5, 0.96, pgettext("demo", "Main entrance"))]
+                    (Marker.Kind.KEY_BOX, 0.57, 0.96, pgettext("demo", "Main entrance"))]
     for kind, x, y, label in markers:
         actions.save_marker(actor=None, floor=floor, kind=kind, x=x, y=y, label=label)
 

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from rallypoint.alarms.models import Alarm
 from rallypoint.audit.actions import diff, record
 from rallypoint.evacuation import plans
 from rallypoint.evacuation.models import AssemblyPoint, Building, Floor, Marker, Room, Zone, ZoneDuty
@@ -52,6 +53,14 @@ def _deleted(actor, site: Site, kind: str, obj, state: dict) -> None:
     obj.delete()
     record(actor=actor, organization=site.organization, site=site, action=f"{kind}.deleted",
            object_type=kind, object_id=pk, changes=diff(state, {}))
+
+
+def _not_during_an_alarm(site: Site) -> None:
+    """Places are not deleted while an alarm runs: helpers may be clearing them, and their reports are the
+    alarm's record."""
+    if Alarm.objects.for_site(site).filter(state=Alarm.State.ACTIVE).exists():
+        raise ValidationError(_("While an alarm is active, buildings, floors and zones cannot be deleted. "
+                                "Try again when it has ended."))
 
 
 def _name(name: str) -> str:
@@ -99,6 +108,7 @@ def delete_building(*, actor, building: Building) -> None:
     """Delete a building with its floors, zones, rooms and markers."""
     site = building.site
     _check(actor, site, building)
+    _not_during_an_alarm(site)
     with transaction.atomic():
         _deleted(actor, site, "building", building, _building_state(building))
 
@@ -128,6 +138,7 @@ def save_floor(*, actor, building: Building, floor: Floor | None = None, name: s
 def delete_floor(*, actor, floor: Floor) -> None:
     site = floor.site
     _check(actor, site, floor)
+    _not_during_an_alarm(site)
     with transaction.atomic():
         _deleted(actor, site, "floor", floor, _floor_state(floor))
 
@@ -222,6 +233,7 @@ def _set_duties(zone: Zone, helpers: list[Membership], deputies: list[Membership
 def delete_zone(*, actor, zone: Zone) -> None:
     site = zone.site
     _check(actor, site, zone)
+    _not_during_an_alarm(site)
     with transaction.atomic():
         _deleted(actor, site, "zone", zone, _zone_state(zone))
 

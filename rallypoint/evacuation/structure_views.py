@@ -118,8 +118,12 @@ def building_edit(request, building_id: int):
 @require_POST
 @site_permission_required(MANAGE)
 def building_delete(request, building_id: int):
-    actions.delete_building(actor=request.user, building=_get(request, Building, building_id))
-    messages.success(request, _("Building deleted."))
+    try:
+        actions.delete_building(actor=request.user, building=_get(request, Building, building_id))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Building deleted."))
     return redirect("structure:overview")
 
 
@@ -157,8 +161,12 @@ def floor_edit(request, floor_id: int):
 @require_POST
 @site_permission_required(MANAGE)
 def floor_delete(request, floor_id: int):
-    actions.delete_floor(actor=request.user, floor=_get(request, Floor, floor_id))
-    messages.success(request, _("Floor deleted."))
+    try:
+        actions.delete_floor(actor=request.user, floor=_get(request, Floor, floor_id))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Floor deleted."))
     return redirect("structure:overview")
 
 
@@ -284,8 +292,12 @@ def zone_edit(request, zone_id: int):
 @require_POST
 @site_permission_required(MANAGE)
 def zone_delete(request, zone_id: int):
-    actions.delete_zone(actor=request.user, zone=_get(request, Zone, zone_id))
-    messages.success(request, _("Zone deleted."))
+    try:
+        actions.delete_zone(actor=request.user, zone=_get(request, Zone, zone_id))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Zone deleted."))
     return redirect("structure:overview")
 
 
