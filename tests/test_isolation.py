@@ -162,6 +162,7 @@ ROUTES = {
     "structure/floors/<int:floor_id>/plan/remove/": "site",
     "structure/floors/<int:floor_id>/markers/new/": "site",
     "structure/floors/<int:floor_id>/zones/new/": "site",
+    "structure/markers/<int:marker_id>/": "site",
     "structure/markers/<int:marker_id>/delete/": "site",
     "structure/zones/<int:zone_id>/": "site",
     "structure/zones/<int:zone_id>/delete/": "site",

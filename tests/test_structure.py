@@ -248,6 +248,12 @@ def test_an_admin_places_and_removes_markers(signed_in, school):
     page = signed_in(Role.EMPLOYEE).get(f"/structure/floors/{floor.pk}/").content.decode()
     assert 'cx="25.00%"' in page and "Exit 2" in page and "Emergency exit" in page
     client = signed_in(Role.ADMIN)  # the same test client, signed in again
+    response = client.post(f"/structure/markers/{marker.pk}/", {"kind": "exit", "label": "Exit 3", "x": "0.3",
+                                                                "y": "0.75"})
+    assert response.status_code == 302 and response["Location"] == f"/structure/floors/{floor.pk}/"
+    marker.refresh_from_db()
+    assert (marker.label, marker.x) == ("Exit 3", 0.3)
+    assert AuditEntry.objects.get(action="marker.updated").changes == {"label": ["Exit 2", "Exit 3"], "x": [0.25, 0.3]}
     off_plan = client.post(f"/structure/floors/{floor.pk}/markers/new/", {"kind": "exit", "x": "1.5", "y": "0"})
     assert off_plan.status_code == 400 and Marker.objects.count() == 1
     assert client.post(f"/structure/markers/{marker.pk}/delete/").status_code == 302

@@ -19,6 +19,7 @@ urlpatterns = [
     path("floors/<int:floor_id>/plan/remove/", views.plan_remove, name="plan_remove"),
     path("floors/<int:floor_id>/markers/new/", views.marker_create, name="marker_create"),
     path("floors/<int:floor_id>/zones/new/", views.zone_create, name="zone_create"),
+    path("markers/<int:marker_id>/", views.marker_edit, name="marker"),
     path("markers/<int:marker_id>/delete/", views.marker_delete, name="marker_delete"),
     path("zones/<int:zone_id>/", views.zone_edit, name="zone"),
     path("zones/<int:zone_id>/delete/", views.zone_delete, name="zone_delete"),

@@ -243,6 +243,25 @@ def marker_create(request, floor_id: int):
     return _floor_page(request, floor, marker_form=form)
 
 
+@require_http_methods(["GET", "POST"])
+@site_permission_required(MANAGE)
+def marker_edit(request, marker_id: int):
+    marker = _get(request, Marker, marker_id, "floor__building")
+    floor = marker.floor
+    initial = {"kind": marker.kind, "label": marker.label, "x": marker.x, "y": marker.y}
+    form = MarkerForm(request.POST or None, initial=initial)
+
+    def save(data):
+        actions.save_marker(actor=request.user, floor=floor, marker=marker, **data)
+        return reverse("structure:floor", args=[floor.pk])
+
+    where = f"{floor.building.name} · {floor.name}"
+    return _form_page(request, form, save, title=marker.get_kind_display(), lead=where,
+                      back=reverse("structure:floor", args=[floor.pk]), back_label=where, saved=_("Marker saved."),
+                      delete_url=reverse("structure:marker_delete", args=[marker.pk]),
+                      delete_label=_("Remove marker"), delete_confirm=_("Remove this marker?"))
+
+
 @require_POST
 @site_permission_required(MANAGE)
 def marker_delete(request, marker_id: int):
