@@ -65,7 +65,9 @@ def test_an_admin_places_a_marker_by_clicking_on_the_plan(browser, server, admin
     assert abs(float(circle.get_attribute("cx").rstrip("%")) - 40) < 2
     assert abs(float(circle.get_attribute("cy").rstrip("%")) - 80) < 2
     screenshot(page, f"structure-floor-placed-{name}", full_page=False)
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], "the page is wider"
     page.goto("/structure/")
     screenshot(page, f"structure-overview-{name}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], "the overview is wider"
     assert errors == []
     page.context.close()
