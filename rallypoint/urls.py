@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/", include("rallypoint.accounts.urls")),
     path("audit/", include("rallypoint.audit.urls")),
     path("api/", api.urls),
+    path("structure/", include("rallypoint.evacuation.structure_urls")),
     path("", include("rallypoint.alarms.urls")),
     path("", include("rallypoint.evacuation.urls")),
     path("", include("rallypoint.notify.urls")),

@@ -11,10 +11,12 @@ from rallypoint.accounts import mfa
 from rallypoint.accounts.models import User
 from rallypoint.alarms import actions
 from rallypoint.alarms.models import Alarm, Level, Question, Scenario
+from rallypoint.evacuation import presence
+from rallypoint.evacuation.models import Presence
 from rallypoint.notify import messages
 from rallypoint.notify.messages import check_template
 from rallypoint.people.models import Group, Membership
-from rallypoint.tenants.demo import DEMO_DOMAIN, seed_demo
+from rallypoint.tenants.demo import DEMO_DOMAIN, refresh_demo_presence, seed_demo
 from rallypoint.tenants.models import Organization, Site
 
 #: What the demo is called in each language (a sample of every kind of text it seeds).
@@ -114,3 +116,21 @@ def test_every_demo_message_carries_the_instructions_for_its_reader(demo):
                 if scenario.instructions:
                     assert instruction and f"{WORDS[demo]['what_you_do']}\n{instruction}" in message.text
             actions.end_alarm(user=admin, alarm=alarm, reason="drill")
+
+
+@pytest.mark.parametrize("demo", ["en"], indirect=True)
+def test_the_demo_is_an_evacuation_ready_to_play(demo):
+    """A class of pupils without a login led by the employee, everyone of the school on site in a zone, and a
+    fire alarm that evacuates its building; a later start checks people in again (presence ends at midnight)."""
+    klass = Group.objects.get(name="Class 5a")
+    pupils = list(klass.members.all())
+    assert len(pupils) == 6 and all(p.kind == "listed" and p.user_id is None for p in pupils)
+    teacher = klass.leaders.get()
+    assert teacher.user.email == f"employee@{DEMO_DOMAIN}"
+    hq = Site.objects.get(name="Headquarters")
+    on_site = set(Presence.objects.for_site(hq).current().values_list("membership_id", flat=True))
+    assert {p.pk for p in pupils} | {teacher.pk} <= on_site
+    assert Presence.objects.get(membership=teacher).zone.code == "A-1-W"
+    assert Scenario.objects.get(site=hq, name="Fire").evacuates == Scenario.Evacuates.BUILDING
+    presence.leave(membership=teacher)
+    assert refresh_demo_presence() == 1 and presence.is_present(teacher)

@@ -31,10 +31,13 @@ from rallypoint.evacuation.models import (
     AssemblyPoint,
     Building,
     Floor,
+    Marker,
     PersonState,
     Presence,
+    Room,
     StatusReport,
     Zone,
+    ZoneDuty,
     ZoneReport,
 )
 from rallypoint.integrations.models import ApiKey
@@ -161,6 +164,31 @@ ROUTES = {
     "presence/posters/<int:building_id>/": "site",
     "visitors/": "site",
     "api/v1/presence": "site",
+    "structure/": "site",
+    "structure/export.csv": "site",
+    "structure/import/": "site",
+    "structure/buildings/new/": "site",
+    "structure/buildings/<int:building_id>/": "site",
+    "structure/buildings/<int:building_id>/delete/": "site",
+    "structure/buildings/<int:building_id>/floors/new/": "site",
+    "structure/floors/<int:floor_id>/": "site",
+    "structure/floors/<int:floor_id>/edit/": "site",
+    "structure/floors/<int:floor_id>/delete/": "site",
+    "structure/floors/<int:floor_id>/plan": "site",
+    "structure/floors/<int:floor_id>/plan/upload/": "site",
+    "structure/floors/<int:floor_id>/plan/remove/": "site",
+    "structure/floors/<int:floor_id>/markers/new/": "site",
+    "structure/floors/<int:floor_id>/zones/new/": "site",
+    "structure/markers/<int:marker_id>/": "site",
+    "structure/markers/<int:marker_id>/delete/": "site",
+    "structure/zones/<int:zone_id>/": "site",
+    "structure/zones/<int:zone_id>/delete/": "site",
+    "structure/zones/<int:zone_id>/rooms/new/": "site",
+    "structure/rooms/<int:room_id>/": "site",
+    "structure/rooms/<int:room_id>/delete/": "site",
+    "structure/assembly-points/new/": "site",
+    "structure/assembly-points/<int:point_id>/": "site",
+    "structure/assembly-points/<int:point_id>/delete/": "site",
     "push/subscriptions/": "site",
     "push/subscriptions/remove/": "site",
     "push/key": "public",
@@ -217,9 +245,7 @@ def foreign_objects(world, persona: str) -> list[dict]:
             "world": sw,
             "membership_id": sw.people[Role.EMPLOYEE].pk,
             "group_id": sw.group.pk,
-            "zone_id": _foreign_zone(sw.site).pk,
-            "point_id": AssemblyPoint.objects.create(site=sw.site, name=f"Point{sw.site.pk}zq").pk,
-            "building_id": Building.objects.create(site=sw.site, name=f"House{sw.site.pk}zq").pk,
+            **_foreign_structure(sw),
             "site_id": sw.site.pk,
             "user_id": (world.super_b if sw is world.b else sw.people[Role.ADMIN].user).pk,
             "uidb64": urlsafe_base64_encode(force_bytes(sw.people[Role.ADMIN].user.pk)),
@@ -235,10 +261,21 @@ def foreign_objects(world, persona: str) -> list[dict]:
     return result
 
 
-def _foreign_zone(site: Site) -> Zone:
+def _foreign_structure(sw) -> dict:
+    """A building with a floor (with a plan and a marker), a zone with a room and a helper, an assembly point."""
+    site = sw.site
     building = Building.objects.create(site=site, name=f"Building{site.pk}zq")
-    floor = Floor.objects.create(site=site, building=building, name="Ground floor")
-    return Zone.objects.create(site=site, floor=floor, name=f"Zone{site.pk}zq")
+    floor = Floor.objects.create(site=site, building=building, name=f"Floor{site.pk}zq", plan=b"\x89PNG foreign",
+                                 plan_type="image/png", plan_width=10, plan_height=10)
+    zone = Zone.objects.create(site=site, floor=floor, name=f"Zone{site.pk}zq", code=f"Code{site.pk}zq")
+    room = Room.objects.create(site=site, zone=zone, name=f"Room{site.pk}zq")
+    ZoneDuty.objects.create(site=site, zone=zone, membership=sw.people[Role.MEMBER])
+    point = AssemblyPoint.objects.create(site=site, name=f"Point{site.pk}zq", capacity=10)
+    point.zones.add(zone)
+    marker = Marker.objects.create(site=site, floor=floor, kind=Marker.Kind.EXIT, x=.5, y=.5, label=f"Exit{site.pk}zq")
+    sw.markers.extend([building.name, floor.name, zone.name, zone.code, room.name, point.name, marker.label])
+    return {"building_id": building.pk, "floor_id": floor.pk, "zone_id": zone.pk, "room_id": room.pk,
+            "point_id": point.pk, "marker_id": marker.pk}
 
 
 def _foreign_session(user) -> UserSession:
@@ -288,7 +325,17 @@ def snapshot(site: Site) -> tuple:
     evacuation = (StatusReport.objects.filter(site=site).count(), ZoneReport.objects.filter(site=site).count(),
                   PersonState.objects.filter(site=site).count(),
                   list(Presence.objects.filter(site=site).order_by("pk").values_list("pk", "left_at")),
-                  Membership.objects.filter(site=site, kind="visitor").count())
+                  Membership.objects.filter(site=site, kind="visitor").count(),
+                  list(Building.objects.filter(site=site).order_by("pk").values_list("pk", "name", "code", "position")),
+                  list(Floor.objects.filter(site=site).order_by("pk").values_list("pk", "name", "level", "plan_type",
+                                                                                  "plan_updated_at")),
+                  list(Zone.objects.filter(site=site).order_by("pk").values_list("pk", "floor_id", "name", "code")),
+                  list(Room.objects.filter(site=site).order_by("pk").values_list("pk", "zone_id", "name")),
+                  list(ZoneDuty.objects.filter(site=site).order_by("pk").values_list("pk", "membership_id", "deputy")),
+                  list(AssemblyPoint.objects.filter(site=site).order_by("pk").values_list("pk", "name", "capacity")),
+                  sorted(AssemblyPoint.zones.through.objects.filter(assemblypoint__site=site).values_list(
+                      "assemblypoint_id", "zone_id")),
+                  list(Marker.objects.filter(site=site).order_by("pk").values_list("pk", "kind", "x", "y", "label")))
     return (site.name, site.time_zone, memberships, groups, members, supers, audits, sessions, tokens, factors,
             keys, alarms, alarm_events, answers, scenarios, structure, evacuation)
 

@@ -13,9 +13,10 @@ from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from rallypoint.accounts.actions import _csv_safe, _csv_unsafe
 from rallypoint.accounts.models import User, email_index
 from rallypoint.audit.models import AuditEntry
+from rallypoint.lib.csvfile import csv_safe as _csv_safe
+from rallypoint.lib.csvfile import csv_unsafe as _csv_unsafe
 from rallypoint.notify.models import Delivery
 from rallypoint.people.models import Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Role

@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.alarms.models import CHANNEL_CHOICES, Alarm, Level, Question, Scenario, ScenarioDocument
-from rallypoint.evacuation.models import Source
+from rallypoint.evacuation.models import AssemblyPoint, Building, Floor, Marker, Room, Source, Zone
 from rallypoint.integrations.models import ApiKey
 from rallypoint.people.models import Group, Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Role, role_label
@@ -100,6 +100,37 @@ _LEVEL = {
     "escalate_to_group": Field(gettext_lazy("Group to alert"), refers="group"),
 }
 
+_STRUCTURE: dict[tuple[str, str], Field] = {
+    ("building", "name"): Field(gettext_lazy("Name")),
+    ("building", "code"): Field(gettext_lazy("Short mark")),
+    ("building", "position"): Field(gettext_lazy("Order")),
+    ("floor", "building"): Field(gettext_lazy("Building"), refers="building"),
+    ("floor", "name"): Field(gettext_lazy("Name")),
+    ("floor", "level"): Field(gettext_lazy("Level of the floor")),
+    ("floor", "plan"): Field(gettext_lazy("Floor plan")),
+    ("zone", "floor"): Field(gettext_lazy("Floor"), refers="floor"),
+    ("zone", "name"): Field(gettext_lazy("Name")),
+    ("zone", "code"): Field(gettext_lazy("Code")),
+    ("zone", "neighbours"): Field(gettext_lazy("Neighbouring zones"), refers="zone"),
+    ("zone", "helpers"): Field(gettext_lazy("Evacuation helpers"), refers="person"),
+    ("zone", "deputies"): Field(gettext_lazy("Deputies"), refers="person"),
+    ("room", "zone"): Field(gettext_lazy("Zone"), refers="zone"),
+    ("room", "name"): Field(gettext_lazy("Name")),
+    ("assembly_point", "name"): Field(gettext_lazy("Name")),
+    ("assembly_point", "latitude"): Field(gettext_lazy("Latitude")),
+    ("assembly_point", "longitude"): Field(gettext_lazy("Longitude")),
+    ("assembly_point", "capacity"): Field(gettext_lazy("Capacity (people)")),
+    ("assembly_point", "zones"): Field(gettext_lazy("Zones that evacuate here"), refers="zone"),
+    ("marker", "floor"): Field(gettext_lazy("Floor"), refers="floor"),
+    ("marker", "kind"): Field(gettext_lazy("Marker"), _choices(Marker.Kind.choices)),
+    ("marker", "x"): Field(gettext_lazy("Across (0 = left edge, 1 = right edge)")),
+    ("marker", "y"): Field(gettext_lazy("Down (0 = top edge, 1 = bottom edge)")),
+    ("marker", "label"): Field(gettext_lazy("Label")),
+    ("site", "rows"): Field(gettext_lazy("Rows exported")),
+    ("site", "created"): Field(gettext_lazy("Places added")),
+    ("site", "updated"): Field(gettext_lazy("Places changed")),
+}
+
 #: (object type, field) → how the field reads. Levels, questions and documents of a scenario are kept on the
 #: scenario's entries as "level#<id>.<field>" (see alarms.scenario_actions) and read as ("level", field).
 FIELDS: dict[tuple[str, str], Field] = {
@@ -156,6 +187,7 @@ FIELDS: dict[tuple[str, str], Field] = {
     ("api_key", "count"): Field(gettext_lazy("Entries")),
     ("push_subscription", "device"): Field(gettext_lazy("Device")),
     ("push_subscription", "person"): Field(gettext_lazy("Person"), refers="person"),
+    **_STRUCTURE,
 }
 
 _PART = re.compile(r"^(level|question|document)#(\d+)\.(.+)$")
@@ -188,7 +220,8 @@ class Names:
 
 
 _MODELS = {"group": Group, "level": Level, "question": Question, "document": ScenarioDocument,
-           "scenario": Scenario, "api_key": ApiKey, "alarm": Alarm}
+           "scenario": Scenario, "api_key": ApiKey, "alarm": Alarm, "building": Building, "floor": Floor,
+           "zone": Zone, "room": Room, "assembly_point": AssemblyPoint}
 
 
 def _referenced(entries) -> dict[str, set[str]]:

@@ -62,10 +62,34 @@ ACTION_LABELS = {
     "api_key.rotated": _("API key rotated"),
     "api_key.revoked": _("API key revoked"),
     "api_key.used": _("API key used"),
+    "building.created": _("Building added"),
+    "building.updated": _("Building changed"),
+    "building.deleted": _("Building deleted"),
+    "floor.created": _("Floor added"),
+    "floor.updated": _("Floor changed"),
+    "floor.deleted": _("Floor deleted"),
+    "floor.plan_set": _("Floor plan uploaded"),
+    "floor.plan_removed": _("Floor plan removed"),
+    "zone.created": _("Zone added"),
+    "zone.updated": _("Zone changed"),
+    "zone.deleted": _("Zone deleted"),
+    "room.created": _("Room added"),
+    "room.updated": _("Room changed"),
+    "room.deleted": _("Room deleted"),
+    "assembly_point.created": _("Assembly point added"),
+    "assembly_point.updated": _("Assembly point changed"),
+    "assembly_point.deleted": _("Assembly point deleted"),
+    "marker.created": _("Marker placed"),
+    "marker.updated": _("Marker changed"),
+    "marker.deleted": _("Marker removed"),
+    "structure.exported": _("Buildings and zones exported"),
+    "structure.imported": _("Buildings and zones imported"),
 }
 OBJECT_LABELS = {"site": _("Site"), "person": _("Person"), "group": _("Group"), "user": _("User"),
                  "organization": _("Organisation"), "alarm": _("Alarm"), "api_key": _("API key"),
-                 "scenario": _("Scenario"), "push_subscription": _("Push subscription")}
+                 "scenario": _("Scenario"), "push_subscription": _("Push subscription"), "building": _("Building"),
+                 "floor": _("Floor"), "zone": _("Zone"), "room": _("Room"), "assembly_point": _("Assembly point"),
+                 "marker": _("Marker")}
 
 
 class AuditFilterForm(forms.Form):

@@ -12,7 +12,10 @@ from django.utils import translation
 from django.utils.translation import pgettext
 
 from rallypoint.accounts.actions import create_person
+from rallypoint.accounts.models import User
 from rallypoint.alarms.models import Level, Question, Scenario
+from rallypoint.evacuation.demo_people import check_in_demo_people, seed_demo_class
+from rallypoint.evacuation.demo_structure import seed_demo_structure
 from rallypoint.tenants import actions
 from rallypoint.tenants.models import Organization
 from rallypoint.tenants.roles import Role
@@ -83,7 +86,24 @@ def _seed() -> list[tuple[str, str, str]]:
                        description=pgettext("demo", "Clear their zones and report them cleared."),
                        members=[people["member"], people["employee"]])
     seed_demo_scenarios(hq, crisis)
+    seed_demo_structure(hq, people)
+    seed_demo_class(hq, people)
+    check_in_demo_people(hq, people)
     return logins
+
+
+def refresh_demo_presence() -> int:
+    """Check the demo's people in again (presence ends at midnight): at each start of a demo installation."""
+    people = {}
+    for local, *_rest in DEMO_PEOPLE:
+        user = User.objects.by_email(f"{local}@{DEMO_DOMAIN}").first()
+        membership = user and user.memberships.select_related("site").order_by("site_id").first()
+        if membership is not None:
+            people[local] = membership
+    if "lead" not in people:
+        return 0
+    site = people["lead"].site
+    return check_in_demo_people(site, {k: m for k, m in people.items() if m.site_id == site.pk})
 
 
 def seed_demo_scenarios(site, crisis_team) -> None:
@@ -95,6 +115,7 @@ def seed_demo_scenarios(site, crisis_team) -> None:
                              "the lifts.")
     fire = Scenario.objects.create(
         site=site, name=pgettext("demo", "Fire"), priority=1, icon=Scenario.Icon.FIRE, quick=True,
+        evacuates=Scenario.Evacuates.BUILDING,
         message_template=pgettext("demo", "Fire alarm at {site}: {location}."),
         instructions={Role.ADMIN: pgettext("demo", "Leave the building by the nearest exit and report to the "
                                                    "crisis team at the assembly point."),

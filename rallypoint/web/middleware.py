@@ -42,7 +42,9 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         response.setdefault("Content-Security-Policy", content_security_policy(request.csp_nonce))
         response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(self)")
-        if not request.path.startswith("/static/"):
+        # A view may set its own Cache-Control for a response without personal data (a floor plan:
+        # ``private``, so that no shared cache keeps it); every other page is not stored at all.
+        if not request.path.startswith("/static/") and not getattr(response, "rp_cache_control", False):
             response["Cache-Control"] = "no-store"
         return response
 

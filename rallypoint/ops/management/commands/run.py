@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from rallypoint.lib.tls import ensure_local_certificates, trust_instructions
 from rallypoint.ops.server import serve
-from rallypoint.tenants.demo import read_credentials, seed_demo
+from rallypoint.tenants.demo import read_credentials, refresh_demo_presence, seed_demo
 from rallypoint.tenants.management.commands.demo import print_credentials
 from rallypoint.tenants.models import Organization
 
@@ -20,7 +20,10 @@ class Command(BaseCommand):
             self.prepare_tls()
         call_command("migrate", interactive=False, verbosity=0)
         if settings.DEMO:
-            rows = seed_demo() or read_credentials()
+            rows = seed_demo()
+            if rows is None:
+                rows = read_credentials()
+                refresh_demo_presence()
             if rows:
                 print_credentials(self.stdout, rows)
         if not Organization.objects.exists():
