@@ -224,7 +224,7 @@ def roll_call(request, alarm_id: int, point_id: int):
             _report_many(request, alarm, ids, request.POST.get("status", Status.SAFE), via=Source.ROLL_CALL,
                          point=point.pk)
         return redirect("evacuation:roll_call", alarm_id=alarm.pk, point_id=point.pk)
-    context = {"alarm": alarm, "point": point, "people": [], "groups": []}
+    context = {"alarm": alarm, "point": point, "people": [], "groups": [], "statuses": Status.choices}
     if alarm.is_active:
         context.update(rollcall.roll_call_list(alarm, point))
         context["here_count"] = sum(1 for p in context["people"] if p["here"])
