@@ -18,7 +18,7 @@ from rallypoint.audit.models import AuditEntry
 from rallypoint.lib.csvfile import csv_safe as _csv_safe
 from rallypoint.lib.csvfile import csv_unsafe as _csv_unsafe
 from rallypoint.notify.models import Delivery
-from rallypoint.people.models import Membership
+from rallypoint.people.models import Group, Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
 from tests.pow import pow_field
 from tests.server import free_port
@@ -238,7 +238,7 @@ def test_csv_import_creates_and_updates_people(world, signed_in):
 def test_csv_import_reports_errors_by_line_and_writes_nothing(world, signed_in):
     client = signed_in(Role.ADMIN)
     before = Membership.objects.count(), AuditEntry.objects.count()
-    text = CSV_OK + "No Mail,,,,\nBad Role,bad@example.org,,,chief\nIda Twice,ida@example.org,,,\n"
+    text = CSV_OK + ",noname@example.org,,,\nBad Role,bad@example.org,,,chief\nIda Twice,ida@example.org,,,\n"
     response = _upload(client, text)
     assert response.status_code == 400
     body = response.content.decode()
@@ -312,7 +312,7 @@ def test_csv_export_has_every_person_and_defuses_formulas(world, signed_in):
     assert response["Content-Type"].startswith("text/csv")
     text = response.content.decode()
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["full_name", "email", "phone", "department", "role", "active"]
+    assert rows[0] == ["full_name", "email", "phone", "department", "role", "groups", "active"]
     assert {row[1] for row in rows[1:]} >= {m.user.email.replace("=", "'=") for m in world.a.people.values()}
     for row in rows[1:]:
         for cell in row:
@@ -375,3 +375,54 @@ def test_an_invitation_waits_out_a_mail_server_outage(world, signed_in, settings
         send_outbox()
         assert [m.rcpt_tos for m in smtp.mails] == [["paula@example.org"]]
     assert Delivery.objects.get(pk=queued.pk).state == "sent"
+
+
+
+# People without a login ------------------------------------------------------------------------------
+
+def test_a_person_without_an_e_mail_address_is_listed_without_a_login(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    response = client.post("/people/new/", {"full_name": "Paul Pupil", "email": "", "role": "guest", "invite": "on"})
+    assert response.status_code == 302
+    paul = Membership.objects.get(kind="listed")
+    assert (paul.full_name, paul.user_id, paul.is_active) == ("Paul Pupil", None, True)
+    page = client.get(f"/people/{paul.pk}/").content.decode()
+    assert 'id="listed-badge"' in page and "Send invitation link" not in page
+    assert client.post(f"/people/{paul.pk}/invite/", follow=True).status_code == 200  # refused with a message
+    assert not mail.outbox
+
+
+def test_adding_an_e_mail_address_lets_a_listed_person_sign_in(world, signed_in, send_outbox):
+    client = signed_in(Role.ADMIN)
+    client.post("/people/new/", {"full_name": "Paul Pupil", "email": "", "role": "employee"})
+    paul = Membership.objects.get(kind="listed")
+    client.post(f"/people/{paul.pk}/", {"full_name": "Paul Pupil", "email": "paul@example.org", "role": "employee"})
+    paul.refresh_from_db()
+    assert (paul.kind, paul.user.email) == ("member", "paul@example.org")
+    client.post(f"/people/{paul.pk}/invite/")
+    send_outbox()
+    assert [m.to for m in mail.outbox] == [["paul@example.org"]]
+
+
+def test_csv_import_lists_pupils_in_their_classes_and_a_second_import_changes_nothing(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    text = ("full_name,email,phone,department,role,groups\n"
+            "Ben Becker,,,,guest,Class 5a\nClara Conrad,,+49 30 1,,guest,Class 5a|Choir\n"
+            "Tom Teacher,tom@example.org,,,employee,Class 5a\n")
+    assert _upload(client, text).status_code == 302
+    klass, choir = Group.objects.get(site=world.a.site, name="Class 5a"), Group.objects.get(name="Choir")
+    assert sorted(m.full_name for m in klass.members.all()) == ["Ben Becker", "Clara Conrad", "Tom Teacher"]
+    assert [m.full_name for m in choir.members.all()] == ["Clara Conrad"]
+    assert Membership.objects.filter(site=world.a.site, kind="listed").count() == 2
+    before = Membership.objects.count()
+    assert _upload(client, text).status_code == 302
+    assert Membership.objects.count() == before
+    exported = client.get("/people/export.csv").content.decode()
+    assert "Clara Conrad,,'+49 30 1,,guest,Choir|Class 5a,yes" in exported
+
+
+def test_a_listed_person_twice_in_a_file_is_reported(world, signed_in):
+    client = signed_in(Role.ADMIN)
+    response = _upload(client, "full_name,email\nBen Becker,\nBen Becker,\n")
+    assert any("appears twice" in problem for problem in _problems(response))
+    assert not Membership.objects.filter(kind="listed").exists()

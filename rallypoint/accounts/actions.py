@@ -26,12 +26,14 @@ from rallypoint.audit.models import SecurityEvent
 from rallypoint.lib.csvfile import ImportErrors, read_csv
 from rallypoint.lib.csvfile import csv_safe as _csv_safe
 from rallypoint.notify import outbox
-from rallypoint.people.models import NOT_SUPPORT, Membership
+from rallypoint.people.models import NOT_SUPPORT, Group, Membership
 from rallypoint.tenants.models import Site, SuperAdmin
 from rallypoint.tenants.roles import Perm
 from rallypoint.tenants.scoping import require_perm
 
-CSV_COLUMNS = ("full_name", "email", "phone", "department", "role")
+CSV_COLUMNS = ("full_name", "email", "phone", "department", "role", "groups")
+#: Several groups in one CSV cell ("Class 5a|Choir").
+GROUP_SEPARATOR = "|"
 
 
 def person_state(membership: Membership) -> dict:
@@ -58,9 +60,13 @@ def identity_editable_by(user: User, site: Site) -> bool:
 
 
 def create_person(*, actor, site: Site, data: dict, batch=None) -> Membership:
-    """Add a person to the site; an existing account (same e-mail) gets a membership here."""
+    """Add a person to the site; an existing account (same e-mail) gets a membership here. Without an e-mail
+    address the person is listed without a login (a pupil, a patient, a contractor): counted in an evacuation,
+    never alerted, until an address is added and they are invited."""
     require_perm(actor, site, Perm.MANAGE_PEOPLE)
-    email = normalize_email(data["email"])
+    email = normalize_email(data.get("email") or "")
+    if not email:
+        return _create_listed(actor, site, data, batch)
     with transaction.atomic():
         user = User.objects.by_email(email).first()
         if user is None:
@@ -77,9 +83,44 @@ def create_person(*, actor, site: Site, data: dict, batch=None) -> Membership:
     return membership
 
 
+def _create_listed(actor, site: Site, data: dict, batch) -> Membership:
+    with transaction.atomic():
+        membership = Membership.objects.create(
+            site=site, kind=Membership.Kind.LISTED, user=None, role=data["role"], full_name=data["full_name"],
+            phone=data.get("phone", ""), department=data.get("department", ""))
+        _audit(actor, membership, "person.created", diff({}, person_state(membership)), batch)
+    return membership
+
+
+def _update_listed(actor, membership: Membership, data: dict, batch) -> Membership:
+    """A person without a login: their fields; with an e-mail address they get an account (and can be invited)."""
+    site = membership.site
+    before = person_state(membership)
+    email = normalize_email(data.get("email") or "")
+    with transaction.atomic():
+        if email:
+            user = User.objects.by_email(email).first()
+            if user is not None and Membership.objects.filter(site=site, user=user).exists():
+                raise ValidationError({"email": _("Another person of this site already uses this e-mail address.")})
+            if user is not None:
+                raise ValidationError({"email": _("Another account already uses this e-mail address.")})
+            membership.user, membership.kind = User.objects.create_user(email), Membership.Kind.MEMBER
+        membership.full_name, membership.role = data["full_name"], data["role"]
+        membership.phone, membership.department = data.get("phone", ""), data.get("department", "")
+        membership.save(update_fields=["user", "kind", "full_name", "phone", "department", "role"])
+        changes = diff(before, person_state(membership))
+        if changes:
+            _audit(actor, membership, "person.updated", changes, batch)
+    return membership
+
+
 def update_person(*, actor, membership: Membership, data: dict, batch=None) -> Membership:
     site = membership.site
     require_perm(actor, site, Perm.MANAGE_PEOPLE)
+    if membership.user_id is None:
+        return _update_listed(actor, membership, data, batch)
+    if not (data.get("email") or "").strip():
+        raise ValidationError({"email": _("Someone who signs in keeps an e-mail address; deactivate them instead.")})
     user = membership.user
     before = person_state(membership)
     data = {**data, "email": normalize_email(data["email"])}
@@ -126,6 +167,8 @@ def set_people_active(*, actor, site: Site, memberships, active: bool) -> int:
             membership.save(update_fields=["is_active"])
             _audit(actor, membership, "person.activated" if active else "person.deactivated",
                    {"active": [not active, active]}, batch)
+            if membership.user_id is None:
+                continue  # listed without a login: no sign-in to grant or end
             record_security_event(kind, user=membership.user, site=site, actor=actor,
                                   detail={"role": membership.role})
             if not active:
@@ -143,6 +186,8 @@ def has_any_access(user: User) -> bool:
 def end_person_sessions(*, actor, membership: Membership) -> int:
     """An administrator signs a person out on every device (e.g. a lost phone)."""
     require_perm(actor, membership.site, Perm.MANAGE_PEOPLE)
+    if membership.user_id is None:
+        return 0
     # Sessions are not per site: only an organisation that holds all of the person's access ends them.
     ended = end_sessions(membership.user) if identity_editable_by(membership.user, membership.site) else 0
     ended += apptokens.revoke(AppToken.objects.filter(user=membership.user, site=membership.site), actor=actor)
@@ -175,6 +220,8 @@ def invite_person(*, actor, membership: Membership) -> None:
     site = membership.site
     require_perm(actor, site, Perm.MANAGE_PEOPLE)
     user = membership.user
+    if user is None:
+        raise ValidationError(_("Add an e-mail address first: this person is listed without a login."))
     if not (membership.is_active and user.is_active) or user.is_support:
         raise ValidationError(_("Only active people can be invited."))
     kind = messages.INVITATION
@@ -186,7 +233,30 @@ def invite_person(*, actor, membership: Membership) -> None:
 
 
 def _read_csv(text: str) -> list[tuple[int, dict]]:
-    return read_csv(text, required={"full_name", "email"}, columns=CSV_COLUMNS)
+    return read_csv(text, required={"full_name"}, columns=CSV_COLUMNS)
+
+
+def _group_names(cell: str) -> list[str]:
+    return [name.strip() for name in (cell or "").split(GROUP_SEPARATOR) if name.strip()]
+
+
+def _join_groups(membership: Membership, site: Site, names: list[str], batch) -> None:
+    """Add the person to the named groups of the site, creating a group that does not exist yet."""
+    for name in names:
+        group = Group.objects.for_site(site).filter(name=name).first()
+        if group is None:
+            group = Group.objects.create(site=site, name=name)
+            record(actor=None, organization=site.organization, site=site, action="group.created",
+                   object_type="group", object_id=group.pk, changes={"name": [None, name]}, batch=batch)
+        group.members.add(membership)
+
+
+def _listed_match(site: Site, name: str):
+    """A person without a login is known by name only: the listed person of the site with this name, if one."""
+    for membership in Membership.objects.for_site(site).filter(kind=Membership.Kind.LISTED):
+        if membership.full_name == name:
+            return membership
+    return None
 
 
 def import_people(*, actor, site: Site, text: str) -> dict:
@@ -204,24 +274,36 @@ def import_people(*, actor, site: Site, text: str) -> dict:
             for field, messages in form.errors.items():
                 errors.extend((line, f"{field}: {message}") for message in messages)
             continue
-        if form.cleaned_data["email"] in seen:
-            errors.append((line, _("This e-mail address appears twice in the file.")))
-        seen.add(form.cleaned_data["email"])
-        cleaned.append((line, form.cleaned_data))
+        key = form.cleaned_data["email"] or ("name", form.cleaned_data["full_name"])
+        if key in seen:
+            errors.append((line, _("This e-mail address appears twice in the file.") if form.cleaned_data["email"]
+                           else _("This name without an e-mail address appears twice in the file.")))
+        seen.add(key)
+        groups = _group_names(row.get("groups", ""))
+        if any(len(name) > 120 for name in groups):
+            errors.append((line, _("A group's name may have at most 120 characters.")))
+        cleaned.append((line, {**form.cleaned_data, "groups": groups}))
     if errors:
         raise ImportErrors(errors)
     batch = uuid.uuid4()
     created = updated = 0
     with transaction.atomic():
-        for line, data in cleaned:
-            existing = Membership.objects.for_site(site).filter(user__email_index=email_index(data["email"])).first()
+        for line, row in cleaned:
+            groups = row.pop("groups")
+            data = {**row, "email": row["email"] or ""}
+            if data["email"]:
+                existing = Membership.objects.for_site(site).filter(
+                    user__email_index=email_index(data["email"])).first()
+            else:
+                existing = _listed_match(site, data["full_name"])
             try:
                 if existing is None:
-                    create_person(actor=actor, site=site, data=data, batch=batch)
+                    existing = create_person(actor=actor, site=site, data=data, batch=batch)
                     created += 1
                 elif person_state(existing) | data != person_state(existing):
                     update_person(actor=actor, membership=existing, data=data, batch=batch)
                     updated += 1
+                _join_groups(existing, site, groups, batch)
             except ValidationError as exc:
                 raise ImportErrors([(line, " ".join(exc.messages))]) from None
     return {"created": created, "updated": updated, "unchanged": len(cleaned) - created - updated}
@@ -235,9 +317,11 @@ def export_people(*, actor, site: Site) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([*CSV_COLUMNS, "active"])
-    people = Membership.objects.for_site(site).people().select_related("user").filter(NOT_SUPPORT)
+    people = (Membership.objects.for_site(site).people().select_related("user").filter(NOT_SUPPORT)
+              .prefetch_related("groups"))
     for m in people.by_name():
-        cells = [m.full_name, m.email, m.phone, m.department, m.role, "yes" if m.is_active else "no"]
+        groups = GROUP_SEPARATOR.join(sorted(g.name for g in m.groups.all()))
+        cells = [m.full_name, m.email, m.phone, m.department, m.role, groups, "yes" if m.is_active else "no"]
         writer.writerow([_csv_safe(cell) for cell in cells])
     record(actor=actor, organization=site.organization, site=site, action="people.exported",
            object_type="site", object_id=site.pk, changes={"count": [None, people.count()]})

@@ -20,7 +20,9 @@ class PersonForm(forms.Form):
     """The fields of a person at a site. Used by the web form, the API and the CSV import."""
 
     full_name = forms.CharField(label=_("Name"), max_length=150)
-    email = forms.EmailField(label=_("E-mail"), max_length=254)
+    email = forms.EmailField(label=_("E-mail"), max_length=254, required=False,
+                             help_text=_("Leave empty for someone who does not sign in (a pupil, a patient, a "
+                                         "contractor): listed and counted in an evacuation, never alerted."))
     phone = forms.CharField(label=_("Phone"), max_length=30, required=False, validators=[validate_phone])
     department = forms.CharField(label=_("Department"), max_length=120, required=False)
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.EMPLOYEE)
@@ -29,7 +31,7 @@ class PersonForm(forms.Form):
         return self.cleaned_data["full_name"].strip()
 
     def clean_email(self) -> str:
-        return self.cleaned_data["email"].strip().lower()
+        return (self.cleaned_data["email"] or "").strip().lower()
 
 
 class NewPersonForm(PersonForm):

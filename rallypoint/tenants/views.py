@@ -36,7 +36,7 @@ def people_list(request):
     site = request.site
     if request.method == "POST":
         return _people_bulk(request)
-    qs = (Membership.objects.for_site(site).select_related("user")
+    qs = (Membership.objects.for_site(site).people().select_related("user")
           .prefetch_related(Prefetch("groups", queryset=Group.objects.order_by("name"))))
     if Perm.VIEW_PERSONAL_DATA not in request.site_perms:
         qs = qs.active().filter(NOT_SUPPORT)
@@ -79,7 +79,7 @@ def person_create(request):
         except ValidationError as exc:
             _form_errors(form, exc)
         else:
-            if form.cleaned_data["invite"]:
+            if form.cleaned_data["invite"] and membership.user_id:
                 people.invite_person(actor=request.user, membership=membership)
                 messages.success(request, _("Person added. The invitation e-mail is on its way."))
             else:
@@ -104,7 +104,8 @@ def person_edit(request, membership_id: int):
             messages.success(request, _("Changes saved."))
             return redirect("tenants:person", membership_id=membership.pk)
     context = {"form": form, "membership": membership,
-               "identity_editable": people.identity_editable_by(membership.user, request.site)}
+               "identity_editable": membership.user_id is None or people.identity_editable_by(membership.user,
+                                                                                              request.site)}
     return render(request, "tenants/person_form.html", context, status=400 if form.errors else 200)
 
 
