@@ -163,6 +163,9 @@ ROUTES = {
     "presence/entrance/<str:token>/": "site",
     "presence/posters/<int:building_id>/": "site",
     "visitors/": "site",
+    "visitors/poster/": "site",
+    # A visitor's own registration: the site comes from the poster's signed token; it shows nobody's data.
+    "visit/<str:token>/": "public",
     "api/v1/presence": "site",
     "structure/": "site",
     "structure/export.csv": "site",

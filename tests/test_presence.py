@@ -11,14 +11,16 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone
 
+from rallypoint.alarms.actions import trigger_alarm
 from rallypoint.audit.models import AuditEntry
-from rallypoint.evacuation import presence
+from rallypoint.evacuation import presence, status
 from rallypoint.evacuation.models import Building, Floor, Presence, Source, Zone
-from rallypoint.evacuation.presence_views import entrance_token
+from rallypoint.evacuation.presence_views import entrance_token, visit_token
 from rallypoint.integrations import actions as key_actions
 from rallypoint.people.models import Membership
 from rallypoint.tenants.roles import Role
 from tests.alarm_fixtures import fire_scenario
+from tests.pow import pow_field
 
 
 def test_a_presence_ends_at_midnight_in_the_sites_time_zone(world):
@@ -167,3 +169,41 @@ def test_only_a_key_that_may_report_presence_may(world, client):
     signed_in = _client(world, Role.ADMIN)  # a person's session is no door system either
     response = signed_in.post("/api/v1/presence", json.dumps({"entries": []}), content_type="application/json")
     assert response.status_code in (401, 403)
+
+
+def test_a_visitor_registers_with_the_posters_qr_code_without_an_account(world, client):
+    admin = _client(world, Role.ADMIN)
+    poster = admin.get("/visitors/poster/").content.decode()
+    path = re.search(r"/visit/[^\s<\"/]+/", poster).group(0)
+    assert "<svg" in poster
+    form = client.get(path)
+    assert form.status_code == 200 and world.a.site.name in form.content.decode()
+    host = world.a.people[Role.EMPLOYEE]
+    response = client.post(path, {"full_name": "Vic Visitor", "company": "Acme", "host": host.full_name.upper(),
+                                  **pow_field(client, path)})
+    assert response.status_code == 200 and 'id="visit-done"' in response.content.decode()
+    visitor = Membership.objects.get(kind="visitor")
+    assert (visitor.site, visitor.full_name, visitor.host) == (world.a.site, "Vic Visitor", host)
+    assert presence.is_present(visitor)
+    assert "Vic Visitor" not in client.get(path).content.decode()  # the page shows nobody else
+
+
+def test_the_visitor_form_needs_the_bot_check_a_name_and_a_genuine_poster(world, client):
+    path = f"/visit/{visit_token(world.a.site)}/"
+    assert client.post(path, {"full_name": "Bot"}).status_code == 400
+    assert client.post(path, {"full_name": " ", **pow_field(client, path)}).status_code == 400
+    assert client.get(path.replace("/visit/", "/visit/x")).status_code == 404
+    assert not Membership.objects.filter(kind="visitor").exists()
+
+
+def test_a_visitor_is_deleted_a_day_after_the_visit_unless_an_alarms_record_names_them(world, settings):
+    settings.PRESENCE_HISTORY_DAYS = 1
+    plain = presence.register_visitor(site=world.a.site, full_name="Vera Visitor")
+    recorded = presence.register_visitor(site=world.a.site, full_name="Rita Recorded")
+    evac_scenario = fire_scenario(world.a.site, evacuates="all")
+    alarm, _created = trigger_alarm(site=world.a.site, scenario=evac_scenario, level=evac_scenario.levels.last())
+    status.report_status(alarm=alarm, person=recorded, status="safe", reporter=status.Reporter(None))
+    later = plain.expires_at + timedelta(days=1, minutes=1)
+    assert presence.purge_expired(plain.expires_at) == 0  # the day after the visit: still there
+    presence.purge_expired(later)
+    assert [m.full_name for m in Membership.objects.filter(kind="visitor")] == ["Rita Recorded"]

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rallypoint.audit.actions import record
-from rallypoint.evacuation.models import Building, Presence, Source, Zone
+from rallypoint.evacuation.models import Building, Presence, Source, StatusReport, Zone
 from rallypoint.lib.text import clean_text
 from rallypoint.people.models import Membership
 from rallypoint.tenants.models import Site
@@ -77,7 +77,12 @@ def register_visitor(*, site: Site, full_name: str, company: str = "", host: Mem
 
 
 def purge_expired(now: datetime | None = None) -> int:
-    """Delete presences older than the history kept (``RP_PRESENCE_HISTORY_DAYS``)."""
+    """Delete presences older than the history kept (``RP_PRESENCE_HISTORY_DAYS``), and visitors whose visit
+    ended that long ago, unless an alarm's record names them (a status report: kept with the alarm)."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.PRESENCE_HISTORY_DAYS)
     deleted, _per_model = Presence.objects.filter(arrived_at__lt=cutoff).delete()
-    return deleted
+    recorded = StatusReport.objects.values("membership_id")
+    visitors = (Membership.objects.filter(kind=Membership.Kind.VISITOR, expires_at__lt=cutoff)
+                .exclude(pk__in=recorded).exclude(presences__isnull=False))
+    gone, _per_model = visitors.delete()
+    return deleted + gone

@@ -18,13 +18,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from rallypoint.accounts import pow
 from rallypoint.evacuation import presence
 from rallypoint.evacuation.models import Building, Presence, Source
 from rallypoint.people.models import NOT_SUPPORT, Membership
+from rallypoint.tenants.models import Site
 from rallypoint.tenants.roles import Perm
 from rallypoint.tenants.scoping import site_permission_required
 
 ENTRANCE_SALT = "rallypoint.evacuation.entrance"
+VISIT_SALT = "rallypoint.evacuation.visit"
 
 
 def home_context(request) -> dict:
@@ -138,3 +141,58 @@ def visitors(request):
     hosts = (Membership.objects.for_site(site).active().filter(kind=Membership.Kind.MEMBER).filter(NOT_SUPPORT)
              .by_name())
     return render(request, "evacuation/visitors.html", {"rows": rows, "hosts": hosts})
+
+
+# Visitors register themselves (a QR code on a poster at reception) -------------------------------------
+
+def visit_token(site) -> str:
+    return signing.dumps({"s": site.pk}, salt=VISIT_SALT, compress=True)
+
+
+def _visit_site(token: str) -> Site:
+    try:
+        data = signing.loads(token, salt=VISIT_SALT)
+    except signing.BadSignature:
+        raise Http404 from None
+    site = Site.objects.filter(pk=data.get("s") if isinstance(data, dict) else None).first()
+    if site is None:
+        raise Http404
+    return site
+
+
+def _host_named(site: Site, name: str) -> Membership | None:
+    """The one active person of the site with exactly this name (names are encrypted: compared here)."""
+    wanted = " ".join(name.split()).casefold()
+    if not wanted:
+        return None
+    found = [m for m in Membership.objects.for_site(site).active().filter(kind=Membership.Kind.MEMBER)
+             .filter(NOT_SUPPORT) if " ".join(m.full_name.split()).casefold() == wanted]
+    return found[0] if len(found) == 1 else None
+
+
+@require_http_methods(["GET", "POST"])
+def visit(request, token: str):
+    """The short form a visitor's phone opens from the poster: name, company, whom they visit. No account;
+    a bot check (proof of work) instead. The visitor is on site until midnight."""
+    site = _visit_site(token)
+    context = {"site": site, "pow_challenge": pow.new_challenge()}
+    if request.method == "POST":
+        if not pow.verify(request.POST.get(pow.FIELD, "")):
+            return render(request, "evacuation/visit.html", {**context, "pow_failed": True}, status=400)
+        try:
+            presence.register_visitor(site=site, full_name=request.POST.get("full_name", ""),
+                                      company=request.POST.get("company", ""),
+                                      host=_host_named(site, request.POST.get("host", "")))
+        except ValidationError as exc:
+            return render(request, "evacuation/visit.html", {**context, "errors": exc.messages}, status=400)
+        return render(request, "evacuation/visit.html", {**context, "done": True})
+    return render(request, "evacuation/visit.html", context)
+
+
+@require_GET
+@site_permission_required(Perm.MANAGE_VISITORS)
+def visit_poster(request):
+    url = request.build_absolute_uri(reverse("evacuation:visit", args=[visit_token(request.site)]))
+    svg = io.BytesIO()
+    segno.make(url, error="m").save(svg, kind="svg", scale=8, border=2, xmldecl=False, svgns=True)
+    return render(request, "evacuation/visit_poster.html", {"url": url, "qr": svg.getvalue().decode()})

@@ -20,4 +20,6 @@ urlpatterns = [
     path("presence/entrance/<str:token>/", presence_views.entrance, name="entrance"),
     path("presence/posters/<int:building_id>/", presence_views.entrance_poster, name="entrance_poster"),
     path("visitors/", presence_views.visitors, name="visitors"),
+    path("visitors/poster/", presence_views.visit_poster, name="visit_poster"),
+    path("visit/<str:token>/", presence_views.visit, name="visit"),
 ]
