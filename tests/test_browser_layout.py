@@ -209,7 +209,7 @@ def test_the_cockpit_tiles_hold_their_german_words(browser, server, superadmin, 
     page, errors = new_page(browser, server, {"width": 1280, "height": 860}, locale="de-DE", storage_state=superadmin)
     page.goto("/cockpit/")
     panel = page.locator("[data-alarm-panel]").first
-    expect(panel.locator(".tally")).to_contain_text("Angenommen")
+    expect(panel.locator("[data-part=counts] .tally")).to_contain_text("Angenommen")
     for width in (1280, PHONE["width"]):
         page.set_viewport_size({"width": width, "height": 860})
         assert page.evaluate(OVERFLOWING, ".tally > div, .tally dt, .tally dd") == [], f"tiles at {width}px"
