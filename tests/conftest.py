@@ -14,6 +14,7 @@ from django.core import mail
 
 from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.accounts.models import User
+from rallypoint.evacuation import rollcall
 from rallypoint.people.models import Group, Membership
 from rallypoint.tenants import actions, encryption
 from rallypoint.tenants.models import Organization, Site
@@ -129,3 +130,10 @@ def fresh_key_ring():
     """A test that swaps the key file must not leave the swapped ring behind."""
     yield
     encryption.ring(reload=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_places():
+    """Each test's database starts over (and reuses ids): the cache of who is on site must too."""
+    yield
+    rollcall.forget_places()

@@ -16,7 +16,7 @@ from django.utils import timezone
 from rallypoint.accounts import apptokens
 from rallypoint.alarms.actions import trigger_alarm
 from rallypoint.alarms.models import Scenario
-from rallypoint.evacuation import rollcall, status
+from rallypoint.evacuation import presence, rollcall, status
 from rallypoint.evacuation.models import (
     AssemblyPoint,
     Building,
@@ -219,3 +219,14 @@ def test_counts_changed_twice_at_once_publishes_now_and_once_more_after_the_inte
         unsubscribe()
     counts = [f["data"]["counts"] for f in frames if f["type"] == "evacuation.counts"]
     assert [c["safe"] for c in counts][:1] == [0] and counts[-1]["safe"] == 1
+
+
+def test_counts_follow_every_arrival_and_departure_at_once(evac):
+    """The places of the people on site are kept between reads, and read again on any change."""
+    before = rollcall.counts(evac.alarm)["on_site"]
+    newcomer = Membership.objects.create(site=evac.site, kind="listed", full_name="Newcomer")
+    presence.arrive(membership=newcomer, source="app", zone=evac.east)
+    assert rollcall.counts(evac.alarm)["on_site"] == before + 1
+    presence.leave(membership=evac.guest)
+    assert rollcall.counts(evac.alarm)["on_site"] == before
+    assert newcomer.pk in {row.membership_id for row in rollcall.missing(evac.alarm)}

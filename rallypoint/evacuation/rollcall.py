@@ -10,10 +10,12 @@ Each is a few queries over ids; names are decrypted only for the people a page s
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Count, Max, Sum
 from django.utils import timezone
 
 from rallypoint.alarms.models import Alarm, Scenario
@@ -62,22 +64,47 @@ def affected_zone_ids(alarm: Alarm) -> set[int] | None:
     return set()
 
 
-def on_site(alarm: Alarm, now=None) -> dict[int, Place]:
-    """The people on site now whom the alarm concerns, with their last known place (newest presence)."""
-    affected = affected_zone_ids(alarm)
-    buildings: set[int] | None = None
-    if affected is not None:
-        buildings = set(Zone.objects.filter(pk__in=affected).values_list("floor__building_id", flat=True))
+#: The site's current places, read again only when a presence was added, ended or deleted (or after a few
+#: seconds, for those that expired): counts and the missing list are read again and again during an alarm,
+#: and turning ten thousand rows into places took most of their time.
+_places_cache: dict[int, tuple[tuple, float, dict[int, Place]]] = {}
+PLACES_SECONDS = 2.0
+
+
+def forget_places() -> None:
+    _places_cache.clear()
+
+
+def _current_places(site_id: int, now=None) -> dict[int, Place]:
+    """``{membership id: newest current place}`` of everyone on site (do not change the dict: it is shared)."""
+    presences = Presence.objects.for_site(site_id)
+    stamp = presences.aggregate(rows=Count("pk"), newest=Max("pk"), left=Max("left_at"), people=Sum("membership_id"))
+    key = (stamp["rows"], stamp["newest"], stamp["left"], stamp["people"])
+    cached = _places_cache.get(site_id)
+    if now is None and cached is not None and cached[0] == key and time.monotonic() - cached[1] < PLACES_SECONDS:
+        return cached[2]
     places: dict[int, Place] = {}
-    rows = Presence.objects.for_site(alarm.site_id).current(now or timezone.now()).values_list(
+    rows = presences.current(now or timezone.now()).values_list(
         "membership_id", "building_id", "zone_id", "source", "arrived_at")
     for membership_id, building_id, zone_id, source, arrived in rows:
         known = places.get(membership_id)
         if known is not None and known.since >= arrived:
             continue
         places[membership_id] = Place(membership_id, building_id, zone_id, source, arrived)
+    if now is None:
+        _places_cache[site_id] = (key, time.monotonic(), places)
+    return places
+
+
+def on_site(alarm: Alarm, now=None) -> dict[int, Place]:
+    """The people on site now whom the alarm concerns, with their last known place (newest presence)."""
+    affected = affected_zone_ids(alarm)
+    buildings: set[int] | None = None
+    if affected is not None:
+        buildings = set(Zone.objects.filter(pk__in=affected).values_list("floor__building_id", flat=True))
+    places = _current_places(alarm.site_id, now)
     if affected is None:
-        return places
+        return dict(places)
     return {m: p for m, p in places.items()
             if (p.zone_id in affected) or (p.zone_id is None and (p.building_id is None or p.building_id in buildings))}
 

@@ -245,14 +245,14 @@ def report_zone(*, alarm: Alarm, zone: Zone, state: str, reporter: Reporter, rem
 _counts_published: dict[int, float] = {}
 _counts_pending: set[int] = set()
 _counts_lock = threading.Lock()
-COUNTS_INTERVAL = 0.5
+COUNTS_INTERVAL = 0.25
 log = logging.getLogger(__name__)
 
 
 def counts_changed(alarm_id: int) -> None:
     """Publish the evacuation's counts now, or, if this process did so less than ``COUNTS_INTERVAL`` ago, once
     when the interval is over (counting reads all of the alarm's states: a burst of reports is counted about
-    twice a second, and the last report of a burst is never left waiting for the worker's sweep)."""
+    four times a second, and the last report of a burst is never left waiting for the worker's sweep)."""
     now = time.monotonic()
     with _counts_lock:
         wait = _counts_published.get(alarm_id, 0.0) + COUNTS_INTERVAL - now
