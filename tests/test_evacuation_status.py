@@ -98,7 +98,8 @@ def test_a_teacher_marks_her_whole_class_at_once_but_nobody_elses(evac):
         p.pk for p in evac.pupils}
     missing = rollcall.missing(evac.alarm)
     assert [(row.membership_id, row.zone, row.place.source) for row in missing] == [
-        (evac.guest.pk, "East wing", "qr"), (evac.teacher.pk, "West wing", "app")]  # sorted by zone
+        (evac.guest.pk, "Ground floor · East wing", "qr"),
+        (evac.teacher.pk, "Ground floor · West wing", "app")]  # sorted by zone
 
 
 def test_the_crisis_team_reports_for_anyone_and_the_mark_made_last_wins(evac):

@@ -179,8 +179,9 @@ def missing(alarm: Alarm) -> list[Missing]:
     current = states(alarm)
     absent = {m: p for m, p in present.items() if m not in current}
     named = names(alarm.site_id, absent)
-    zones = {pk: (name, building) for pk, name, building in Zone.objects.for_site(alarm.site_id).values_list(
-        "pk", "name", "floor__building__name")}
+    # A zone's name repeats on each floor ("West wing"): the list says which floor.
+    zones = {pk: (f"{floor} · {name}", building) for pk, name, floor, building in Zone.objects.for_site(
+        alarm.site_id).values_list("pk", "name", "floor__name", "floor__building__name")}
     buildings = dict(Building.objects.for_site(alarm.site_id).values_list("pk", "name"))
     rows = []
     for membership_id, place in absent.items():
