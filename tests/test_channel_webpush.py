@@ -17,6 +17,7 @@ from django.test import Client
 
 from rallypoint.alarms.actions import trigger_alarm
 from rallypoint.audit.models import AuditEntry
+from rallypoint.evacuation.models import PersonState
 from rallypoint.notify.channels.webpush import vapid
 from rallypoint.notify.models import Delivery, PushSubscription
 from rallypoint.notify.worker import DeliveryWorker
@@ -407,3 +408,27 @@ def test_signing_out_ends_this_browsers_notifications_but_an_expired_session_doe
     raise_alarm(world)
     assert send_deliveries() > 0
     assert push_service.received == []
+
+
+def test_the_notifications_buttons_answer_with_the_one_time_link(world, signed_in, push_service, client):
+    """The payload (encrypted to the browser) carries the recipient's answer link and two buttons: accept and
+    decline for an alarm that asks for it; "I'm safe" and "I need help" in an evacuation. sw.js posts the
+    chosen button to the link, as the answer link page's own buttons do."""
+    signed_in_client = signed_in("employee")
+    browser_subscribes(signed_in_client, push_service)
+    raise_alarm(world)
+    send_deliveries()
+    [payload] = push_service.payloads()
+    assert [a["action"] for a in payload["actions"]] == ["accepted", "declined"]
+    assert "/answer/" in payload["answer"]
+
+    evacuation = fire_scenario(world.a.site, channels=("push",), name="Evacuation", evacuates="all")
+    evac_alarm, _ = trigger_alarm(site=world.a.site, scenario=evacuation, level=evacuation.levels.last())
+    send_deliveries()
+    evac_payload = next(p for p in push_service.payloads() if p["alarm"] == evac_alarm.pk)
+    assert [(a["action"], a["title"]) for a in evac_payload["actions"]] == [("safe", "I'm safe"),
+                                                                          ("need_help", "I need help")]
+    answer = evac_payload["answer"][evac_payload["answer"].index("/answer/"):]
+    assert client.post(answer, {"status": "need_help"}).status_code == 200
+    state = PersonState.objects.get(alarm=evac_alarm, membership=world.a.people["employee"])
+    assert (state.status, state.report.via) == ("need_help", "link")

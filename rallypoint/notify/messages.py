@@ -93,17 +93,29 @@ def render_shared(alarm: Alarm, *, event: str, role: str, language: str) -> Mess
         subject = _subject(alarm, event)
         body = fill_template(alarm.scenario.message_template, alarm)
         instruction = alarm.scenario.instruction_for(role) if event != "ended" else ""
-        wants_answer = alarm.level.requires_acceptance and event != "ended" and alarm.is_active
+        open_alarm = event != "ended" and alarm.is_active
+        evacuating = open_alarm and bool(alarm.scenario.evacuates)
+        wants_answer = open_alarm and (alarm.level.requires_acceptance or evacuating)
         url = settings.BASE_URL + reverse("alarms:detail", args=[alarm.pk])
         answer_url = _LINK_PLACEHOLDER if wants_answer else ""
         context = {"alarm": alarm, "subject": subject, "body": body, "instruction": instruction, "url": url,
-                   "answer_url": answer_url, "event": event, "is_drill": alarm.is_drill}
+                   "answer_url": answer_url, "event": event, "is_drill": alarm.is_drill, "evacuating": evacuating}
         text = render_to_string("notify/message.txt", context).strip()
         html = render_to_string("notify/message.html", context)
     return Message(delivery_key="", alarm_id=alarm.pk, site_id=alarm.site_id, event=event, subject=subject,
                    text=text, short=_short_head(subject, alarm), html=html, url=url, answer_url=answer_url,
                    priority=alarm.scenario.priority, is_drill=alarm.is_drill, silent=alarm.scenario.silent,
-                   color=alarm.scenario.color, language=language, extra={"body": body})
+                   color=alarm.scenario.color, language=language,
+                   extra={"body": body, "actions": _actions(evacuating, wants_answer)})
+
+
+def _actions(evacuating: bool, wants_answer: bool) -> list[dict]:
+    """The two buttons of a push notification, which answer with the recipient's one-time link."""
+    if evacuating:
+        return [{"action": "safe", "title": _("I'm safe")}, {"action": "need_help", "title": _("I need help")}]
+    if wants_answer:
+        return [{"action": "accepted", "title": _("Accept")}, {"action": "declined", "title": _("Decline")}]
+    return []
 
 
 def personalise(shared: Message, recipient: AlarmRecipient, *, delivery_key: str,

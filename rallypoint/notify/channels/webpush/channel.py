@@ -78,6 +78,9 @@ def payload(message: Message) -> bytes:
         "tag": f"alarm-{message.alarm_id}",
         "event": message.event,
         "lang": message.language,
+        # The buttons answer with the recipient's one-time link (the payload is encrypted to their browser).
+        "answer": message.answer_url or "",
+        "actions": message.extra.get("actions", []) if message.answer_url else [],
     }, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

@@ -1,7 +1,8 @@
 /* Rallypoint's service worker, served as /sw.js so that its scope is the whole app.
  *
  * It shows an alarm that arrives by Web Push as a notification and opens the alarm when the
- * notification is tapped. It caches nothing: the server is the source of truth, and no alarm data
+ * notification is tapped; its two buttons answer (or report the status in an evacuation) with the
+ * recipient's one-time link. It caches nothing: the server is the source of truth, and no alarm data
  * stays on the device beyond the notification itself.
  */
 "use strict";
@@ -39,8 +40,12 @@ function notificationFor(data) {
     icon: "/static/web/icon-192.png",
     badge: "/static/web/badge-96.png",
     timestamp: Date.now(),
-    data: { url: appUrl(data.url), alarm: data.alarm || null, drill: !!data.drill, event: data.event || "" }
+    data: { url: appUrl(data.url), alarm: data.alarm || null, drill: !!data.drill, event: data.event || "",
+            answer: data.answer ? appUrl(data.answer) : "" }
   };
+  if (data.answer && Array.isArray(data.actions) && data.actions.length) {
+    options.actions = data.actions.slice(0, 2).map(function (a) { return { action: a.action, title: a.title }; });
+  }
   if (data.lang) { options.lang = data.lang; }
   if (!options.silent) { options.vibrate = data.drill ? DRILL_VIBRATION : ALARM_VIBRATION; }
   return options;
@@ -65,9 +70,31 @@ function openAlarm(url) {
   });
 }
 
+/* A button of the notification answers with the one-time link the message carried (no cookies needed:
+ * the link is the proof): "safe" / "need_help" report the status in an evacuation, "accepted" / "declined"
+ * answer the alarm. If that fails (used, expired, offline), the alarm opens so the person can answer there. */
+var STATUS_ACTIONS = { safe: true, need_help: true };
+var ANSWER_ACTIONS = { accepted: true, declined: true };
+
+function answerByLink(answer, action) {
+  var field = STATUS_ACTIONS[action] ? "status" : "answer";
+  return fetch(answer, {
+    method: "POST", credentials: "omit", redirect: "follow",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: field + "=" + encodeURIComponent(action)
+  }).then(function (response) { return response.ok; }).catch(function () { return false; });
+}
+
 self.addEventListener("notificationclick", function (event) {
-  var url = appUrl(event.notification.data && event.notification.data.url);
+  var data = event.notification.data || {};
+  var url = appUrl(data.url);
   event.notification.close();
+  if (data.answer && (STATUS_ACTIONS[event.action] || ANSWER_ACTIONS[event.action])) {
+    event.waitUntil(answerByLink(data.answer, event.action).then(function (ok) {
+      return ok ? undefined : openAlarm(url);
+    }));
+    return;
+  }
   event.waitUntil(openAlarm(url));
 });
 
