@@ -12,7 +12,7 @@ from rallypoint.accounts.models import User
 from rallypoint.alarms import actions
 from rallypoint.alarms.models import Alarm, Level, Question, Scenario
 from rallypoint.evacuation import presence
-from rallypoint.evacuation.models import Presence
+from rallypoint.evacuation.models import Presence, Zone
 from rallypoint.notify import messages
 from rallypoint.notify.messages import check_template
 from rallypoint.people.models import Group, Membership
@@ -132,5 +132,6 @@ def test_the_demo_is_an_evacuation_ready_to_play(demo):
     assert {p.pk for p in pupils} | {teacher.pk} <= on_site
     assert Presence.objects.get(membership=teacher).zone.code == "A-1-W"
     assert Scenario.objects.get(site=hq, name="Fire").evacuates == Scenario.Evacuates.BUILDING
+    assert all(zone.area for zone in Zone.objects.filter(site=hq))  # the cockpit colours them on the plans
     presence.leave(membership=teacher)
     assert refresh_demo_presence() == 1 and presence.is_present(teacher)

@@ -261,3 +261,19 @@ def test_the_answer_link_of_an_evacuation_asks_for_the_status_and_works_once(eva
     assert (state.status, state.report.via) == ("need_help", "link")
     assert client.post(url, {"status": "safe"}).status_code == 410
     assert PersonState.objects.get(alarm=evac.alarm, membership=evac.teacher).status == "need_help"
+
+
+def test_the_cockpit_colours_each_zone_on_its_floors_plan(evac):
+    floor = evac.west.floor
+    floor.plan, floor.plan_type, floor.plan_width, floor.plan_height = b"\x89PNG plan", "image/png", 100, 50
+    floor.save()
+    for zone, x in ((evac.west, 0.0), (evac.east, 0.5)):
+        zone.area_x, zone.area_y, zone.area_w, zone.area_h = x, 0.0, 0.5, 1.0
+        zone.save()
+    evac.post(evac.client(Role.LEAD), f"zones/{evac.east.pk}", {"state": "cleared"})
+    evac.post(evac.client(Role.LEAD), f"zones/{evac.west.pk}", {"state": "remaining", "remaining": 3})
+    page = _client(evac, Role.MEMBER).get(f"/cockpit/{evac.alarm.pk}/").content.decode()
+    assert f'<g class="zone-area zone-cleared" data-zone="{evac.east.pk}"><rect x="50.00%"' in page
+    west = page[page.index(f'<g class="zone-area zone-remaining" data-zone="{evac.west.pk}">'):]
+    assert ">3</text>" in west[:300]
+    assert f"/structure/floors/{floor.pk}/plan?v=" in page

@@ -365,3 +365,15 @@ def test_places_are_not_deleted_while_an_alarm_is_active(signed_in, school, worl
     end_alarm(alarm=alarm, user=None, reason="Drill over")
     client.post(f"/structure/zones/{school['west'].pk}/delete/")
     assert not Zone.objects.filter(pk=school["west"].pk).exists()
+
+
+def test_a_zone_is_placed_on_its_floors_plan_with_all_four_numbers_or_none(signed_in, school, world):
+    client = signed_in(Role.ADMIN)
+    url = f"/structure/floors/{school['floor'].pk}/zones/new/"
+    response = client.post(url, {"name": "North", "area_x": "0.1", "area_y": "0.2"})
+    assert response.status_code == 400 and "Give all four" in response.content.decode()
+    response = client.post(url, {"name": "North", "area_x": "0.8", "area_y": "0", "area_w": "0.5", "area_h": "1"})
+    assert response.status_code == 400 and "The area must lie on the plan" in response.content.decode()
+    assert client.post(url, {"name": "North", "area_x": "0.1", "area_y": "0.2", "area_w": "0.3",
+                             "area_h": "0.4"}).status_code == 302
+    assert Zone.objects.get(name="North").area == (0.1, 0.2, 0.3, 0.4)

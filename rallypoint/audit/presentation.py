@@ -111,6 +111,7 @@ _STRUCTURE: dict[tuple[str, str], Field] = {
     ("zone", "floor"): Field(gettext_lazy("Floor"), refers="floor"),
     ("zone", "name"): Field(gettext_lazy("Name")),
     ("zone", "code"): Field(gettext_lazy("Code")),
+    ("zone", "area"): Field(gettext_lazy("Place on the plan")),
     ("zone", "neighbours"): Field(gettext_lazy("Neighbouring zones"), refers="zone"),
     ("zone", "helpers"): Field(gettext_lazy("Evacuation helpers"), refers="person"),
     ("zone", "deputies"): Field(gettext_lazy("Deputies"), refers="person"),

@@ -77,13 +77,21 @@ def _seed_zones(floor: Floor, zone_specs, people, building_code: str) -> list[Zo
     else:
         helpers, deputies = [people["employee"]], [people["member"]]
     zones = []
-    for name, code, rooms in zone_specs:
+    for index, (name, code, rooms) in enumerate(zone_specs):
         zone = actions.save_zone(actor=None, floor=floor, name=name, code=code, neighbours=zones[-1:],
-                                 helpers=helpers, deputies=deputies)
+                                 helpers=helpers, deputies=deputies, area=zone_area(index, len(zone_specs)))
         for room in rooms:
             actions.save_room(actor=None, zone=zone, name=room)
         zones.append(zone)
     return zones
+
+
+def zone_area(index: int, count: int) -> tuple[float, float, float, float]:
+    """Where :func:`draw_plan` draws the ``index``-th of ``count`` zones, as fractions of the plan."""
+    width, height = PLAN_SIZE
+    left, right = 60, width - 60
+    span = (right - left - 160) / count
+    return ((left + 80 + index * span) / width, 40 / height, span / width, (height - 80) / height)
 
 
 def _seed_plan(floor: Floor, zone_specs, *, ground: bool) -> None:

@@ -78,6 +78,11 @@ class Zone(models.Model):
     code = models.CharField(_("external code"), max_length=40, blank=True,
                             help_text=_("The fire panel's detector group for this zone, if any."))
     neighbours = models.ManyToManyField("self", blank=True, symmetrical=True, verbose_name=_("neighbouring zones"))
+    #: Where the zone lies on its floor's plan (fractions of the plan's width and height), for the cockpit.
+    area_x = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)])
+    area_y = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)])
+    area_w = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)])
+    area_h = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)])
 
     objects = SiteScopedQuerySet.as_manager()
 
@@ -91,6 +96,11 @@ class Zone(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def area(self) -> tuple[float, float, float, float] | None:
+        parts = (self.area_x, self.area_y, self.area_w, self.area_h)
+        return None if None in parts else parts
 
 
 class Room(models.Model):

@@ -256,7 +256,7 @@ def cockpit_view(alarm: Alarm) -> dict:
     zone with its state, every assembly point with its arrivals, and accounted-for over time."""
     numbers = counts(alarm)
     affected = affected_zone_ids(alarm)
-    zones = Zone.objects.for_site(alarm.site_id).select_related("floor__building")
+    zones = Zone.objects.for_site(alarm.site_id).select_related("floor__building").defer("floor__plan")
     if affected is not None:
         zones = zones.filter(pk__in=affected)
     zone_rows = []
@@ -266,9 +266,19 @@ def cockpit_view(alarm: Alarm) -> dict:
                           "on_site": row.get("on_site", 0), "no_status": row.get("no_status", 0)})
     points = [{"point": p, "arrived": numbers["by_assembly_point"].get(str(p.pk), 0)}
               for p in AssemblyPoint.objects.for_site(alarm.site_id)]
+    plans: dict[int, dict] = {}
+    for row in zone_rows:
+        zone = row["zone"]
+        if zone.area is None or not zone.floor.plan_type:
+            continue
+        plan = plans.setdefault(zone.floor_id, {"floor": zone.floor, "zones": []})
+        x, y, w, h = zone.area
+        plan["zones"].append({**row, "x": f"{100 * x:.2f}%", "y": f"{100 * y:.2f}%", "w": f"{100 * w:.2f}%",
+                              "h": f"{100 * h:.2f}%", "cx": f"{100 * (x + w / 2):.2f}%",
+                              "cy": f"{100 * (y + h / 4):.2f}%"})  # above the corridor's own labels
     expected = max(numbers["on_site"], numbers["accounted"], 1)
     series = accounted_over_time(alarm)
     span = series[-1][0] or 1.0
     curve = " ".join(f"{100 * t / span:.1f},{40 - 40 * n / expected:.1f}" for t, n in series)
-    return {"counts": numbers, "zones": zone_rows, "points": points, "curve": curve,
+    return {"counts": numbers, "zones": zone_rows, "points": points, "curve": curve, "plans": list(plans.values()),
             "open_zones": sum(1 for z in zone_rows if z["state"] != ZoneReport.State.CLEARED)}

@@ -179,7 +179,7 @@ def remove_floor_plan(*, actor, floor: Floor) -> None:
 
 def _zone_state(z: Zone) -> dict:
     duties = list(z.duties.values_list("membership_id", "deputy"))
-    return {"floor": z.floor_id, "name": z.name, "code": z.code,
+    return {"floor": z.floor_id, "name": z.name, "code": z.code, "area": list(z.area) if z.area else None,
             "neighbours": sorted(z.neighbours.values_list("pk", flat=True)),
             "helpers": sorted(m for m, deputy in duties if not deputy),
             "deputies": sorted(m for m, deputy in duties if deputy)}
@@ -193,10 +193,22 @@ def _check_zone(site: Site, zone: Zone | None, floor: Floor, name: str, code: st
                 _("Another zone of this site has this code."), field="code")
 
 
+def _checked_area(area) -> tuple:
+    """``(x, y, width, height)`` as fractions of the plan, inside it; ``()`` for none."""
+    if not area:
+        return (None, None, None, None)
+    x, y, w, h = (float(v) for v in area)
+    if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 - x + 1e-9 and 0 < h <= 1 - y + 1e-9):
+        raise ValidationError({"area_x": _("The area must lie on the plan: left and top from 0 to 1, width and "
+                                           "height more than 0, within the plan.")})
+    return (x, y, w, h)
+
+
 def save_zone(*, actor, floor: Floor, zone: Zone | None = None, name: str, code: str = "", neighbours=(),
-              helpers=(), deputies=()) -> Zone:
+              helpers=(), deputies=(), area=None) -> Zone:
     """Create or change a zone of ``floor``; ``neighbours`` are zones of the site, ``helpers`` and ``deputies``
-    memberships of the site (their evacuation helpers and the helpers' deputies)."""
+    memberships of the site (their evacuation helpers and the helpers' deputies); ``area``: where it lies on
+    the floor's plan, ``(x, y, width, height)`` as fractions, ``()`` for none, None to leave it."""
     site = floor.site
     _check(actor, site, floor, zone)
     neighbours, helpers, deputies = (_check_all(site, neighbours), _check_all(site, helpers),
@@ -210,6 +222,8 @@ def save_zone(*, actor, floor: Floor, zone: Zone | None = None, name: str, code:
         if zone is None:
             zone = Zone(site=site)
         zone.floor, zone.name, zone.code = floor, name, code
+        if area is not None:
+            zone.area_x, zone.area_y, zone.area_w, zone.area_h = _checked_area(area)
         zone.save()
         zone.neighbours.set([n for n in neighbours if n.pk != zone.pk])
         _set_duties(zone, helpers, deputies)

@@ -73,6 +73,20 @@ class ZoneForm(forms.Form):
         self.fields["deputies"] = _people_field(_("Deputies"), site,
                                                 _("They stand in when a helper is absent."))
         self.fields["neighbours"] = _zone_field(_("Neighbouring zones"), site, exclude=zone)
+        for name, label in (("area_x", _("On the plan: left")), ("area_y", _("On the plan: top")),
+                            ("area_w", _("On the plan: width")), ("area_h", _("On the plan: height"))):
+            self.fields[name] = forms.FloatField(
+                label=label, required=False, min_value=0, max_value=1,
+                help_text=_("A fraction of the plan, 0 to 1; all four or none. The cockpit colours the zone "
+                            "there by its state.") if name == "area_x" else "")
+
+    def clean(self):
+        data = super().clean()
+        parts = [data.pop(name, None) for name in ("area_x", "area_y", "area_w", "area_h")]
+        if any(p is not None for p in parts) and None in parts:
+            self.add_error("area_x", _("Give all four: left, top, width and height."))
+        data["area"] = tuple(parts) if None not in parts else ()
+        return data
 
 
 class RoomForm(forms.Form):

@@ -277,7 +277,8 @@ def _zone_initial(zone: Zone) -> dict:
     duties = list(zone.duties.all())
     return {"name": zone.name, "code": zone.code, "neighbours": list(zone.neighbours.all()),
             "helpers": [d.membership_id for d in duties if not d.deputy],
-            "deputies": [d.membership_id for d in duties if d.deputy]}
+            "deputies": [d.membership_id for d in duties if d.deputy],
+            "area_x": zone.area_x, "area_y": zone.area_y, "area_w": zone.area_w, "area_h": zone.area_h}
 
 
 def _save_zone(request, floor: Floor, zone: Zone | None):
