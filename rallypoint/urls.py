@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("rallypoint.evacuation.urls")),
     path("", include("rallypoint.notify.urls")),
     path("", include("rallypoint.integrations.urls")),
+    path("", include("rallypoint.people.urls")),
     path("", include("rallypoint.tenants.urls")),
     path("", include("rallypoint.web.urls")),
 ]

@@ -393,7 +393,7 @@ def test_the_isolation_test_would_catch_a_leak(world, signed_in, monkeypatch):
         return Membership.objects.select_related("user").get(pk=membership_id)
 
     monkeypatch.setattr(scoping, "get_membership_for_request", leaky)
-    monkeypatch.setattr("rallypoint.tenants.views.get_membership_for_request", leaky)
+    monkeypatch.setattr("rallypoint.people.views.get_membership_for_request", leaky)
     client = signed_in(Role.ADMIN)
     url = fill("people/<int:membership_id>/", foreign_objects(world, Role.ADMIN)[0])
     body = _body(client.get(url))

@@ -1,250 +1,27 @@
-"""Pages to manage the people, groups and sites of the current site. Thin: actions do the work."""
+"""Pages to manage the sites of the organisation and its Super-admins. Thin: actions do the work.
+
+The people and groups of a site have their pages in :mod:`rallypoint.people.views`."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
-from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from rallypoint.accounts import actions as people
-from rallypoint.accounts.forms import ImportForm, NewPersonForm, PersonForm
 from rallypoint.accounts.models import User
-from rallypoint.people.models import NOT_SUPPORT, Group, Membership
 from rallypoint.tenants import actions
-from rallypoint.tenants.forms import GroupForm, SiteForm, SuperAdminForm
+from rallypoint.tenants.forms import SiteForm, SuperAdminForm
 from rallypoint.tenants.models import SuperAdmin
 from rallypoint.tenants.roles import SUPER_ADMIN, Perm
 from rallypoint.tenants.scoping import (
-    get_group_for_request,
-    get_membership_for_request,
     get_site_for_request,
     manageable_sites,
     site_permission_required,
 )
 from rallypoint.web.forms import add_validation_errors as _form_errors
-
-# People -----------------------------------------------------------------------------------------
-
-@require_http_methods(["GET", "POST"])
-@site_permission_required(Perm.VIEW_DIRECTORY)
-def people_list(request):
-    site = request.site
-    if request.method == "POST":
-        return _people_bulk(request)
-    qs = (Membership.objects.for_site(site).people().select_related("user")
-          .prefetch_related(Prefetch("groups", queryset=Group.objects.order_by("name"))))
-    if Perm.VIEW_PERSONAL_DATA not in request.site_perms:
-        qs = qs.active().filter(NOT_SUPPORT)
-    people = sorted(qs, key=lambda m: (not m.is_active, m.full_name.casefold(), m.pk))
-    page = Paginator(people, 200).get_page(request.GET.get("page"))
-    # The same count as the home page's; the list may show more rows (deactivated people, support).
-    counts = Membership.objects.for_site(site).headcount()
-    return render(request, "tenants/people_list.html", {"page": page, "counts": counts})
-
-
-def _people_bulk(request):
-    if Perm.MANAGE_PEOPLE not in request.site_perms:
-        return HttpResponse(status=403)
-    action = request.POST.get("action")
-    if action not in {"deactivate", "activate"}:
-        messages.error(request, _("Choose what to do with the selected people."))
-        return redirect("tenants:people")
-    ids = [int(v) for v in request.POST.getlist("selected") if v.isdigit()]
-    chosen = list(Membership.objects.for_site(request.site).filter(pk__in=ids).select_related("user"))
-    if not chosen:
-        messages.error(request, _("Select at least one person."))
-        return redirect("tenants:people")
-    try:
-        count = people.set_people_active(actor=request.user, site=request.site, memberships=chosen,
-                                         active=action == "activate")
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, _("%(count)d people changed.") % {"count": count})
-    return redirect("tenants:people")
-
-
-@require_http_methods(["GET", "POST"])
-@site_permission_required(Perm.MANAGE_PEOPLE)
-def person_create(request):
-    form = NewPersonForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            membership = people.create_person(actor=request.user, site=request.site, data=form.cleaned_data)
-        except ValidationError as exc:
-            _form_errors(form, exc)
-        else:
-            if form.cleaned_data["invite"] and membership.user_id:
-                people.invite_person(actor=request.user, membership=membership)
-                messages.success(request, _("Person added. The invitation e-mail is on its way."))
-            else:
-                messages.success(request, _("Person added."))
-            return redirect("tenants:person", membership_id=membership.pk)
-    return render(request, "tenants/person_form.html", {"form": form, "creating": True},
-                  status=400 if form.errors else 200)
-
-
-@require_http_methods(["GET", "POST"])
-@site_permission_required(Perm.MANAGE_PEOPLE)
-def person_edit(request, membership_id: int):
-    membership = get_membership_for_request(request, membership_id)
-    initial = people.person_state(membership)
-    form = PersonForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            people.update_person(actor=request.user, membership=membership, data=form.cleaned_data)
-        except ValidationError as exc:
-            _form_errors(form, exc)
-        else:
-            messages.success(request, _("Changes saved."))
-            return redirect("tenants:person", membership_id=membership.pk)
-    context = {"form": form, "membership": membership,
-               "identity_editable": membership.user_id is None or people.identity_editable_by(membership.user,
-                                                                                              request.site)}
-    return render(request, "tenants/person_form.html", context, status=400 if form.errors else 200)
-
-
-@require_POST
-@site_permission_required(Perm.MANAGE_PEOPLE)
-def person_activation(request, membership_id: int):
-    membership = get_membership_for_request(request, membership_id)
-    try:
-        people.set_people_active(actor=request.user, site=request.site, memberships=[membership],
-                                 active=not membership.is_active)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, _("Person reactivated.") if membership.is_active
-                         else _("Person deactivated."))
-    return redirect("tenants:person", membership_id=membership.pk)
-
-
-@require_POST
-@site_permission_required(Perm.MANAGE_PEOPLE)
-def person_invite(request, membership_id: int):
-    membership = get_membership_for_request(request, membership_id)
-    try:
-        people.invite_person(actor=request.user, membership=membership)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, _("The invitation e-mail is on its way. A password link in it works once "
-                                    "and for 24 hours."))
-    return redirect("tenants:person", membership_id=membership.pk)
-
-
-@require_POST
-@site_permission_required(Perm.MANAGE_PEOPLE)
-def person_sessions_end(request, membership_id: int):
-    membership = get_membership_for_request(request, membership_id)
-    count = people.end_person_sessions(actor=request.user, membership=membership)
-    messages.success(request, _("Signed out on every device (%(count)d sessions).") % {"count": count})
-    if membership.user_id == request.user.pk:
-        return redirect("accounts:login")
-    return redirect("tenants:person", membership_id=membership.pk)
-
-
-@require_POST
-@site_permission_required(Perm.MANAGE_PEOPLE)
-def person_delete(request, membership_id: int):
-    membership = get_membership_for_request(request, membership_id)
-    try:
-        people.delete_support_account(actor=request.user, membership=membership)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-        return redirect("tenants:person", membership_id=membership.pk)
-    messages.success(request, _("The support account was deleted. It will not be re-created."))
-    return redirect("tenants:people")
-
-
-@require_http_methods(["GET", "POST"])
-@site_permission_required(Perm.MANAGE_PEOPLE)
-def people_import(request):
-    form = ImportForm(request.POST or None, request.FILES or None)
-    errors, status = [], 200
-    if request.method == "POST" and form.is_valid():
-        try:
-            text = form.cleaned_data["file"].read().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            errors, status = [(0, _("The file is not UTF-8 encoded text. Save it as CSV (UTF-8) and try "
-                                    "again."))], 400
-        else:
-            try:
-                result = people.import_people(actor=request.user, site=request.site, text=text)
-            except people.ImportErrors as exc:
-                errors, status = exc.rows, 400
-            else:
-                messages.success(request, _("Import done: %(created)d added, %(updated)d updated, "
-                                            "%(unchanged)d unchanged.") % result)
-                return redirect("tenants:people")
-    elif form.errors:
-        status = 400
-    return render(request, "tenants/people_import.html", {"form": form, "errors": errors}, status=status)
-
-
-@require_GET
-@site_permission_required(Perm.MANAGE_PEOPLE)
-def people_export(request):
-    text = people.export_people(actor=request.user, site=request.site)
-    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="people.csv"'
-    return response
-
-
-# Groups -----------------------------------------------------------------------------------------
-
-@require_GET
-@site_permission_required(Perm.VIEW_GROUPS)
-def group_list(request):
-    groups = Group.objects.for_site(request.site).prefetch_related(
-        Prefetch("members", queryset=Membership.objects.active()))
-    for group in groups:
-        group.sorted_members = sorted(group.members.all(), key=lambda m: m.full_name.casefold())
-    return render(request, "tenants/group_list.html", {"groups": groups})
-
-
-def _save_group(request, group):
-    initial = {}
-    if group is not None:
-        initial = {"name": group.name, "description": group.description, "members": group.members.all()}
-    form = GroupForm(request.POST or None, initial=initial, site=request.site)
-    if request.method == "POST" and form.is_valid():
-        try:
-            group = actions.save_group(actor=request.user, site=request.site, group=group,
-                                       **form.cleaned_data)
-        except ValidationError as exc:
-            _form_errors(form, exc)
-        else:
-            messages.success(request, _("Group saved."))
-            return redirect("tenants:groups")
-    return render(request, "tenants/group_form.html", {"form": form, "group": group},
-                  status=400 if form.errors else 200)
-
-
-@require_http_methods(["GET", "POST"])
-@site_permission_required(Perm.MANAGE_GROUPS)
-def group_create(request):
-    return _save_group(request, None)
-
-
-@require_http_methods(["GET", "POST"])
-@site_permission_required(Perm.MANAGE_GROUPS)
-def group_edit(request, group_id: int):
-    return _save_group(request, get_group_for_request(request, group_id))
-
-
-@require_POST
-@site_permission_required(Perm.MANAGE_GROUPS)
-def group_delete(request, group_id: int):
-    actions.delete_group(actor=request.user, group=get_group_for_request(request, group_id))
-    messages.success(request, _("Group deleted."))
-    return redirect("tenants:groups")
-
 
 # Sites and Super-admins -------------------------------------------------------------------------
 

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from rallypoint.people import views
+
+app_name = "people"
+urlpatterns = [
+    path("people/", views.people_list, name="people"),
+    path("people/new/", views.person_create, name="person_create"),
+    path("people/import/", views.people_import, name="people_import"),
+    path("people/export.csv", views.people_export, name="people_export"),
+    path("people/<int:membership_id>/", views.person_edit, name="person"),
+    path("people/<int:membership_id>/activation/", views.person_activation, name="person_activation"),
+    path("people/<int:membership_id>/invite/", views.person_invite, name="person_invite"),
+    path("people/<int:membership_id>/delete/", views.person_delete, name="person_delete"),
+    path("people/<int:membership_id>/sessions/end/", views.person_sessions_end, name="person_sessions_end"),
+    path("groups/", views.group_list, name="groups"),
+    path("groups/new/", views.group_create, name="group_create"),
+    path("groups/<int:group_id>/", views.group_edit, name="group"),
+    path("groups/<int:group_id>/delete/", views.group_delete, name="group_delete"),
+]
