@@ -50,7 +50,7 @@ def run(count: int) -> None:
     from django.core.management import call_command
     from django.test import Client
 
-    from rallypoint.accounts.actions import create_person
+    from rallypoint.people.actions import create_person
     from rallypoint.tenants import actions
     from tests.pow import pow_field
 

@@ -34,13 +34,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from rallypoint.accounts import apptokens
-from rallypoint.accounts.actions import create_person, set_people_active
 from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.accounts.sessions import HANDLE, SIGNED_IN_AT, SessionStore
 from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms.models import Alarm, AlarmRecipient, Scenario
 from rallypoint.evacuation.models import PersonState
 from rallypoint.integrations.actions import create_api_key
+from rallypoint.people.actions import create_person, set_people_active
 from rallypoint.people.models import Membership
 from rallypoint.realtime import events, hub, schemas
 from rallypoint.realtime.models import StreamEvent

@@ -21,7 +21,6 @@ from django.test import Client
 from django.utils import timezone
 
 from rallypoint.accounts import apptokens
-from rallypoint.accounts.actions import create_person
 from rallypoint.accounts.models import email_index
 from rallypoint.alarms import actions as alarm_actions
 from rallypoint.alarms.actions import trigger_alarm
@@ -31,6 +30,7 @@ from rallypoint.notify.channels.webpush import vapid
 from rallypoint.notify.channels.webpush.subscriptions import endpoint_hash
 from rallypoint.notify.models import PushSubscription
 from rallypoint.notify.worker import DeliveryWorker
+from rallypoint.people.actions import create_person
 from rallypoint.tenants.roles import Role
 from tests.alarm_fixtures import fire_scenario
 from tests.conftest import PASSWORD

@@ -16,7 +16,6 @@ from ninja.errors import HttpError
 from ninja.parser import Parser
 from ninja.security import django_auth
 
-from rallypoint.accounts import actions as people
 from rallypoint.accounts import apptokens, mfa
 from rallypoint.accounts.forms import PersonForm
 from rallypoint.api.alarms import router as alarms_router
@@ -25,6 +24,7 @@ from rallypoint.api.docs import DocumentedAPI, SwaggerPage
 from rallypoint.api.evacuation import router as evacuation_router
 from rallypoint.api.presence import router as presence_router
 from rallypoint.lib.text import NotText, clean_data
+from rallypoint.people import actions as people
 from rallypoint.people.models import NOT_SUPPORT, Group, Membership
 from rallypoint.tenants.roles import Perm, role_label
 from rallypoint.tenants.scoping import check_request, get_group_for_request, get_membership_for_request

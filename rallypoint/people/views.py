@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from rallypoint.accounts import actions as people
 from rallypoint.accounts.forms import ImportForm, NewPersonForm, PersonForm
+from rallypoint.people import actions as people
 from rallypoint.people.models import NOT_SUPPORT, Group, Membership
 from rallypoint.tenants import actions
 from rallypoint.tenants.forms import GroupForm

@@ -12,10 +12,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from rallypoint.accounts.actions import create_person
 from rallypoint.accounts.models import User
 from rallypoint.audit.actions import diff, record, record_security_event
 from rallypoint.audit.models import SecurityEvent
+from rallypoint.people.actions import create_person
 from rallypoint.people.models import Group, Membership
 from rallypoint.tenants.models import Organization, Site, SuperAdmin
 from rallypoint.tenants.roles import SUPER_ADMIN, Perm, Role

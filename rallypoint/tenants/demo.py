@@ -11,11 +11,11 @@ from django.db import transaction
 from django.utils import translation
 from django.utils.translation import pgettext
 
-from rallypoint.accounts.actions import create_person
 from rallypoint.accounts.models import User
 from rallypoint.alarms.models import Level, Question, Scenario
 from rallypoint.evacuation.demo_people import check_in_demo_people, seed_demo_class
 from rallypoint.evacuation.demo_structure import seed_demo_structure
+from rallypoint.people.actions import create_person
 from rallypoint.tenants import actions
 from rallypoint.tenants.models import Organization
 from rallypoint.tenants.roles import Role

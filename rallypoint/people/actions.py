@@ -1,4 +1,5 @@
-"""Changes to the people of a site: create, invite, edit, (de)activate, import, export.
+"""Changes to the people of a site: create, invite, edit, (de)activate, import, export (moved here from
+``accounts``: people and their lifecycle belong to the people app; ``accounts`` keeps sign-in).
 
 A person at a site is a :class:`~rallypoint.people.models.Membership` (name,
 role, phone, department) of a :class:`~rallypoint.accounts.models.User` (the
