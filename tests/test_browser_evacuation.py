@@ -13,7 +13,6 @@ and in German (a German installation in a German browser):
 from __future__ import annotations
 
 import re
-import zlib
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from playwright.sync_api import expect
 from tests.browser import DESKTOP, PHONE, new_page, screenshot
 from tests.server import run_server
 from tests.test_browser_alarm import fits_and_is_labelled, script_errors
+from tests.test_evacuation_pages import pdf_text
 
 pytestmark = pytest.mark.browser
 
@@ -55,11 +55,6 @@ def sign_in(browser, server, role: str, viewport):
     page.locator("main form button[type=submit]").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(TEXT[server.language]["home"])
     return page, errors
-
-
-def pdf_text(data: bytes) -> str:
-    streams = re.findall(rb"stream\n(.*?)\nendstream", data, re.S)
-    return b"".join(zlib.decompress(s) for s in streams).decode("cp1252")
 
 
 def raise_fire_in_building_a(page, text) -> str:

@@ -58,6 +58,24 @@ def here(request):
 
 # An entrance's QR code ---------------------------------------------------------------------------------
 
+def _qr_svg(url: str, title: str | None = None) -> str:
+    """A poster's QR code as inline SVG markup."""
+    svg = io.BytesIO()
+    segno.make(url, error="m").save(svg, kind="svg", scale=8, border=2, xmldecl=False, svgns=True, title=title)
+    return svg.getvalue().decode()
+
+
+def _signed(token: str, salt: str) -> dict:
+    """What a poster's signed token carries; 404 for one that was not made here."""
+    try:
+        data = signing.loads(token, salt=salt)
+    except signing.BadSignature:
+        raise Http404 from None
+    if not isinstance(data, dict):
+        raise Http404
+    return data
+
+
 def entrance_token(building: Building) -> str:
     """What the entrance's QR code carries: the site and the building, signed, so that it cannot be made for
     another site or building."""
@@ -65,11 +83,8 @@ def entrance_token(building: Building) -> str:
 
 
 def _entrance(request, token: str) -> tuple[Building, Membership]:
-    try:
-        data = signing.loads(token, salt=ENTRANCE_SALT)
-    except signing.BadSignature:
-        raise Http404 from None
-    if not isinstance(data, dict) or data.get("s") != request.site.pk:
+    data = _signed(token, ENTRANCE_SALT)
+    if data.get("s") != request.site.pk:
         raise Http404  # another site's poster: switch to that site first (or it is not yours)
     building = Building.objects.for_site(request.site).filter(pk=data.get("b")).first()
     if building is None or request.membership is None:
@@ -99,11 +114,8 @@ def entrance_poster(request, building_id: int):
     if building is None:
         raise Http404
     url = request.build_absolute_uri(reverse("evacuation:entrance", args=[entrance_token(building)]))
-    svg = io.BytesIO()
-    segno.make(url, error="m").save(svg, kind="svg", scale=8, border=2, xmldecl=False, svgns=True,
-                                    title=building.name)
     return render(request, "evacuation/entrance_poster.html", {
-        "building": building, "url": url, "qr": svg.getvalue().decode()})
+        "building": building, "url": url, "qr": _qr_svg(url, title=building.name)})
 
 
 # Visitors at reception ----------------------------------------------------------------------------------
@@ -150,11 +162,7 @@ def visit_token(site) -> str:
 
 
 def _visit_site(token: str) -> Site:
-    try:
-        data = signing.loads(token, salt=VISIT_SALT)
-    except signing.BadSignature:
-        raise Http404 from None
-    site = Site.objects.filter(pk=data.get("s") if isinstance(data, dict) else None).first()
+    site = Site.objects.filter(pk=_signed(token, VISIT_SALT).get("s")).first()
     if site is None:
         raise Http404
     return site
@@ -193,6 +201,4 @@ def visit(request, token: str):
 @site_permission_required(Perm.MANAGE_VISITORS)
 def visit_poster(request):
     url = request.build_absolute_uri(reverse("evacuation:visit", args=[visit_token(request.site)]))
-    svg = io.BytesIO()
-    segno.make(url, error="m").save(svg, kind="svg", scale=8, border=2, xmldecl=False, svgns=True)
-    return render(request, "evacuation/visit_poster.html", {"url": url, "qr": svg.getvalue().decode()})
+    return render(request, "evacuation/visit_poster.html", {"url": url, "qr": _qr_svg(url)})

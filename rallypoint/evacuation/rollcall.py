@@ -162,13 +162,17 @@ class Missing:
         return dict(Source.choices).get(self.place.source, self.place.source)
 
 
+def _of_people(rows, field: str, wanted: set[int]):
+    """``rows`` narrowed to the ``wanted`` people by an ``IN`` list, up to 500 of them; for more, the site's rows
+    are read and the caller picks (a 10,000-parameter ``IN`` list took 145 ms to compile)."""
+    return rows.filter(**{f"{field}__in": wanted}) if len(wanted) <= 500 else rows
+
+
 def names(site_id: int, membership_ids) -> dict[int, str]:
     """``{membership id: name}``, decrypted straight from the rows (no model instance per person)."""
     wanted = set(membership_ids)
-    rows = Membership.objects.filter(site_id=site_id)
-    if len(wanted) <= 500:
-        rows = rows.filter(pk__in=wanted)  # else: the site's rows, picked here (10,000 parameters cost more)
-    rows = rows.values_list("pk", "site_id", "row_key", "full_name")
+    rows = _of_people(Membership.objects.filter(site_id=site_id), "pk", wanted).values_list(
+        "pk", "site_id", "row_key", "full_name")
     return decrypt_values(Membership, "full_name", (row for row in rows if row[0] in wanted))
 
 
@@ -214,9 +218,7 @@ def roll_call_list(alarm: Alarm, point: AssemblyPoint) -> dict:
     named = names(alarm.site_id, wanted)
     groups_of: dict[int, list[int]] = defaultdict(list)
     group_names: dict[int, str] = {}
-    links = Group.members.through.objects.filter(group__site_id=alarm.site_id)
-    if len(wanted) <= 500:
-        links = links.filter(membership_id__in=wanted)
+    links = _of_people(Group.members.through.objects.filter(group__site_id=alarm.site_id), "membership_id", wanted)
     for group_id, group_name, membership_id in links.values_list("group_id", "group__name", "membership_id"):
         if membership_id in wanted:
             groups_of[membership_id].append(group_id)

@@ -27,14 +27,7 @@
   var syncState = document.getElementById("sync-state");
   var sending = false;
 
-  function wipeAll() {
-    try {
-      for (var i = window.localStorage.length - 1; i >= 0; i--) {
-        var k = window.localStorage.key(i);
-        if (k && k.indexOf(PREFIX) === 0) { window.localStorage.removeItem(k); }
-      }
-    } catch (e) { /* storage unavailable */ }
-  }
+  function wipeAll() { window.Rallypoint.forgetEvacuation(); }  /* web/app.js */
 
   function load() {
     try { return JSON.parse(window.localStorage.getItem(key)) || []; } catch (e) { return []; }

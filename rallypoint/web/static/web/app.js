@@ -3,15 +3,18 @@
   "use strict";
   document.documentElement.classList.add("js");
 
-  /* Signed out (no live stream on the page): wipe what evacuation pages kept offline (rp.evac.*). */
-  if (document.body && !document.body.hasAttribute("data-stream")) {
+  /* What evacuation pages keep offline (rp.evac.*): wiped when signed out (no live stream on the page) and,
+   * through this function, by the roll-call page when its alarm ends. */
+  window.Rallypoint = window.Rallypoint || {};
+  window.Rallypoint.forgetEvacuation = function () {
     try {
       for (var i = window.localStorage.length - 1; i >= 0; i--) {
         var stored = window.localStorage.key(i);
         if (stored && stored.indexOf("rp.evac.") === 0) { window.localStorage.removeItem(stored); }
       }
     } catch (e) { /* storage unavailable */ }
-  }
+  };
+  if (document.body && !document.body.hasAttribute("data-stream")) { window.Rallypoint.forgetEvacuation(); }
 
   document.addEventListener("click", function (event) {
     if (event.target.closest("[data-print]")) { window.print(); }
