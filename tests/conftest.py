@@ -15,6 +15,7 @@ from django.core import mail
 from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.accounts.models import User
 from rallypoint.evacuation import rollcall
+from rallypoint.people.actions import save_group
 from rallypoint.people.models import Group, Membership
 from rallypoint.tenants import actions, encryption
 from rallypoint.tenants.models import Organization, Site
@@ -62,7 +63,7 @@ def _site(org: Organization, tag: str) -> SiteWorld:
     world = SiteWorld(site=site)
     for role in Role.values:
         world.people[role] = _person(site, tag, role)
-    world.group = actions.save_group(actor=None, site=site, group=None, name=f"Group{tag}zq",
+    world.group = save_group(actor=None, site=site, group=None, name=f"Group{tag}zq",
                                      description=f"About{tag}zq", members=list(world.people.values()))
     world.markers = [f"Site{tag}zq", f"Group{tag}zq", f"About{tag}zq", f"Name{tag}", f"Dept{tag}",
                      f"{tag}-admin@example.org", f"{tag}-employee@example.org"]

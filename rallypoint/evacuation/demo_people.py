@@ -10,8 +10,8 @@ from django.utils.translation import pgettext
 
 from rallypoint.evacuation import presence
 from rallypoint.evacuation.models import Source, Zone
+from rallypoint.people import actions
 from rallypoint.people.models import Group, Membership
-from rallypoint.tenants import actions
 from rallypoint.tenants.models import Site
 
 PUPILS = ["Ben Becker", "Clara Conrad", "David Demir", "Elif Engel", "Finn Fischer", "Greta Graf"]

@@ -233,6 +233,61 @@ def invite_person(*, actor, membership: Membership) -> None:
         _audit(actor, membership, "person.invited", {})
 
 
+# --- Groups -----------------------------------------------------------------------------------------
+
+
+def _group_state(group: Group) -> dict:
+    return {"name": group.name, "description": group.description,
+            "members": sorted(group.members.values_list("pk", flat=True))}
+
+
+def _check_members(site: Site, members) -> list[Membership]:
+    members = list(members)
+    if any(m.site_id != site.pk for m in members):
+        raise PermissionDenied
+    return members
+
+
+def save_group(*, actor, site: Site, group: Group | None, name: str, description: str,
+               members) -> Group:
+    """Create (``group=None``) or change a group of the site."""
+    require_perm(actor, site, Perm.MANAGE_GROUPS)
+    members = _check_members(site, members)
+    name = name.strip()
+    clash = Group.objects.for_site(site).filter(name=name)
+    if group is not None:
+        if group.site_id != site.pk:
+            raise PermissionDenied
+        clash = clash.exclude(pk=group.pk)
+    if clash.exists():
+        raise ValidationError({"name": _("A group with this name already exists.")})
+    with transaction.atomic():
+        before = _group_state(group) if group else {}
+        if group is None:
+            group = Group.objects.create(site=site, name=name, description=description)
+        else:
+            group.name, group.description = name, description
+            group.save(update_fields=["name", "description"])
+        group.members.set(members)
+        changes = diff(before, _group_state(group))
+        if changes:
+            record(actor=actor, organization=site.organization, site=site,
+                   action="group.updated" if before else "group.created",
+                   object_type="group", object_id=group.pk, changes=changes)
+    return group
+
+
+def delete_group(*, actor, group: Group) -> None:
+    site = group.site
+    require_perm(actor, site, Perm.MANAGE_GROUPS)
+    with transaction.atomic():
+        before = _group_state(group)
+        group_id = group.pk
+        group.delete()
+        record(actor=actor, organization=site.organization, site=site, action="group.deleted",
+               object_type="group", object_id=group_id, changes=diff(before, {}))
+
+
 def _read_csv(text: str) -> list[tuple[int, dict]]:
     return read_csv(text, required={"full_name"}, columns=CSV_COLUMNS)
 

@@ -13,9 +13,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from rallypoint.accounts.forms import ImportForm, NewPersonForm, PersonForm
 from rallypoint.people import actions as people
+from rallypoint.people.forms import GroupForm
 from rallypoint.people.models import NOT_SUPPORT, Group, Membership
-from rallypoint.tenants import actions
-from rallypoint.tenants.forms import GroupForm
 from rallypoint.tenants.roles import Perm
 from rallypoint.tenants.scoping import (
     get_group_for_request,
@@ -211,7 +210,7 @@ def _save_group(request, group):
     form = GroupForm(request.POST or None, initial=initial, site=request.site)
     if request.method == "POST" and form.is_valid():
         try:
-            group = actions.save_group(actor=request.user, site=request.site, group=group,
+            group = people.save_group(actor=request.user, site=request.site, group=group,
                                        **form.cleaned_data)
         except ValidationError as exc:
             _form_errors(form, exc)
@@ -237,6 +236,6 @@ def group_edit(request, group_id: int):
 @require_POST
 @site_permission_required(Perm.MANAGE_GROUPS)
 def group_delete(request, group_id: int):
-    actions.delete_group(actor=request.user, group=get_group_for_request(request, group_id))
+    people.delete_group(actor=request.user, group=get_group_for_request(request, group_id))
     messages.success(request, _("Group deleted."))
     return redirect("people:groups")

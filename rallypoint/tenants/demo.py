@@ -15,7 +15,7 @@ from rallypoint.accounts.models import User
 from rallypoint.alarms.models import Level, Question, Scenario
 from rallypoint.evacuation.demo_people import check_in_demo_people, seed_demo_class
 from rallypoint.evacuation.demo_structure import seed_demo_structure
-from rallypoint.people.actions import create_person
+from rallypoint.people.actions import create_person, save_group
 from rallypoint.tenants import actions
 from rallypoint.tenants.models import Organization
 from rallypoint.tenants.roles import Role
@@ -79,10 +79,10 @@ def _seed() -> list[tuple[str, str, str]]:
     create_person(actor=None, site=warehouse, data={
         "email": people["employee"].user.email, "full_name": people["employee"].full_name,
         "role": Role.EMPLOYEE})
-    crisis = actions.save_group(actor=None, site=hq, group=None, name=pgettext("demo", "Crisis team"),
+    crisis = save_group(actor=None, site=hq, group=None, name=pgettext("demo", "Crisis team"),
                                 description=pgettext("demo", "Leads the response to an incident."),
                                 members=[people["lead"], people["member"], people["admin"]])
-    actions.save_group(actor=None, site=hq, group=None, name=pgettext("demo", "Evacuation helpers"),
+    save_group(actor=None, site=hq, group=None, name=pgettext("demo", "Evacuation helpers"),
                        description=pgettext("demo", "Clear their zones and report them cleared."),
                        members=[people["member"], people["employee"]])
     seed_demo_scenarios(hq, crisis)
