@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rallypoint.settings")
-django_application = get_asgi_application()
+django.setup(set_prefix=False)
 
-# Imported after get_asgi_application(): the stream's modules use models, which need django.setup().
+from rallypoint.web.asgi_handler import ThreadedASGIHandler  # noqa: E402
+
+django_application = ThreadedASGIHandler()
+
+# Imported after django.setup(): the stream's modules use models, which need django.setup().
 from rallypoint.realtime import socket as stream_socket  # noqa: E402
 from rallypoint.web.edge import EdgeGuard  # noqa: E402
 

@@ -85,6 +85,10 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Tests use a real file (WAL, concurrent connections), not an in-memory database.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-rallypoint.sqlite3")}
+    # Each of the web process's request threads keeps its connection (SQLite has no pool): opening one, with
+    # its PRAGMAs, was a fifth of a small API request's time. Django still drops one that became unusable.
+    DATABASES["default"]["CONN_MAX_AGE"] = None
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 import time_machine
 from django.db import connection
 from django.test import Client
@@ -15,6 +16,8 @@ from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.accounts.models import AppToken
 from rallypoint.accounts.tokens import issue_password_link
 from rallypoint.audit.models import SecurityEvent
+from rallypoint.people.models import Membership
+from rallypoint.tenants.models import Site, SuperAdmin
 from rallypoint.tenants.roles import Role
 from tests.pow import pow_field
 
@@ -144,3 +147,21 @@ def test_a_revoked_token_stops_at_once(world, signed_in):
     assert api(token).status_code == 200
     apptokens.revoke(AppToken.objects.filter(user=world.persona(Role.EMPLOYEE)), actor=None)
     assert api(token).status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tokens_use_is_written_after_the_answer_for_many_at_once(world, signed_in):
+    token = issue(signed_in(Role.LEAD))
+    long_ago = timezone.now() - timedelta(days=3)
+    AppToken.objects.update(last_used_at=long_ago)
+    apptokens.forget_checked()
+    assert api(token).status_code == 200
+    assert AppToken.objects.get().last_used_at == long_ago  # the request did not wait for this write
+    assert apptokens.write_touches() == 1
+    assert timezone.now() - AppToken.objects.get().last_used_at < timedelta(minutes=1)
+    assert apptokens.write_touches() == 0
+
+
+def test_the_access_query_names_the_tables_of_the_models():
+    for model in (Membership, Site, SuperAdmin, OrganizationSecurity):
+        assert f" {model._meta.db_table} " in apptokens._ACCESS

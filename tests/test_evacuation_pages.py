@@ -12,6 +12,7 @@ from django.test import Client
 from rallypoint.alarms import links
 from rallypoint.alarms.actions import end_alarm
 from rallypoint.alarms.models import AlarmRecipient
+from rallypoint.audit.models import AuditEntry
 from rallypoint.evacuation import rollcall
 from rallypoint.evacuation.models import PersonState, StatusReport, ZoneDuty, ZoneReport
 from rallypoint.lib import pdf
@@ -124,6 +125,26 @@ def test_the_lead_rolls_call_at_the_assembly_point(evac):
     here = PersonState.objects.filter(alarm=evac.alarm, assembly_point=evac.yard, status="safe")
     assert set(here.values_list("membership_id", flat=True)) == {evac.pupils[0].pk, evac.pupils[2].pk}
     assert _missing_ids(evac) == {evac.pupils[1].pk, evac.teacher.pk, evac.guest.pk}
+
+
+def test_the_audit_trail_says_who_marked_whom_and_when(evac):
+    lead = _client(evac, Role.LEAD)
+    lead.post(f"/alarms/{evac.alarm.pk}/assembly/{evac.yard.pk}/", {"person": [evac.pupils[0].pk,
+                                                                              evac.pupils[2].pk]})
+    _client(evac, Role.EMPLOYEE).post(f"/alarms/{evac.alarm.pk}/groups/", {
+        "group": evac.klass.pk, "person": evac.pupils[1].pk, "status": "need_help"})
+    _client(evac, Role.EMPLOYEE).post(f"/alarms/{evac.alarm.pk}/status/", {"status": "safe"})  # her own
+    entries = AuditEntry.objects.filter(action="evacuation.marked", object_id=str(evac.alarm.pk)).order_by("pk")
+    assert [(e.actor_id, e.site_id, e.changes) for e in entries] == [
+        (evac.world.a.people[Role.LEAD].user_id, evac.site.pk,
+         {"safe": [None, sorted([evac.pupils[0].pk, evac.pupils[2].pk])]}),
+        (evac.teacher.user_id, evac.site.pk, {"need_help": [None, [evac.pupils[1].pk]]}),
+    ]
+    assert entries[0].at == StatusReport.objects.get(membership=evac.pupils[0]).received_at
+    admin = Client()
+    admin.force_login(evac.world.a.people[Role.ADMIN].user)
+    trail = admin.get("/audit/").content.decode()
+    assert "Status reported for others" in trail and "Marked as needing help" in trail and "Pupil 1zq" in trail
 
 
 def test_a_walk_in_is_added_present_and_counted(evac):

@@ -114,16 +114,24 @@ def must_enroll(user) -> bool:
     """
     if not user.is_authenticated or not user.is_active:
         return False
-    admin_orgs = set(SuperAdmin.objects.filter(user=user).values_list("organization_id", flat=True))
-    member_orgs = set()
-    for org_id, role in Membership.objects.filter(user=user, is_active=True).values_list(
-            "site__organization_id", "role"):
+    super_orgs = set(SuperAdmin.objects.filter(user=user).values_list("organization_id", flat=True))
+    roles = Membership.objects.filter(user=user, is_active=True).values_list("site__organization_id", "role")
+    return must_enroll_given(user, super_orgs, roles)
+
+
+def must_enroll_given(user, super_orgs, roles, policies: dict | None = None) -> bool:
+    """:func:`must_enroll` for a caller that has read the user's Super-admin organisations and their active
+    memberships' (organisation id, role) already, and perhaps the organisations' policies (those without
+    a row are left out)."""
+    admin_orgs, member_orgs = set(super_orgs), set()
+    for org_id, role in roles:
         (admin_orgs if role == Role.ADMIN or user.is_support else member_orgs).add(org_id)
     orgs = admin_orgs | member_orgs
     if not orgs:
         return False
-    policies = dict(OrganizationSecurity.objects.filter(organization_id__in=orgs).values_list(
-        "organization_id", "second_factor"))
+    if policies is None:
+        policies = dict(OrganizationSecurity.objects.filter(organization_id__in=orgs).values_list(
+            "organization_id", "second_factor"))
     for org_id in orgs:
         policy = policies.get(org_id, Policy.ADMINS)
         if policy == Policy.EVERYONE or (policy == Policy.ADMINS and org_id in admin_orgs):

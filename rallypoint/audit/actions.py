@@ -71,6 +71,11 @@ def record(*, actor, organization, site, action: str, object_type: str, object_i
     )
 
 
+def record_many(entries: list[AuditEntry]) -> list[AuditEntry]:
+    """Write several prepared, unsaved entries at once (a group of status reports marks many people)."""
+    return AuditEntry.objects.bulk_create(entries)
+
+
 def purge_expired(now=None) -> int:
     """Delete audit entries older than the retention period (seed: 3 months)."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.AUDIT_RETENTION_DAYS)

@@ -175,6 +175,10 @@ FIELDS: dict[tuple[str, str], Field] = {
     ("alarm", "note"): Field(gettext_lazy("Extra information")),
     ("alarm", "state"): Field(gettext_lazy("State"), _choices(Alarm.State.choices)),
     ("alarm", "reason"): Field(gettext_lazy("Reason")),
+    # Who marked whom (evacuation.marked): the people marked, per status.
+    ("alarm", "safe"): Field(gettext_lazy("Marked safe"), refers="person"),
+    ("alarm", "need_help"): Field(gettext_lazy("Marked as needing help"), refers="person"),
+    ("alarm", "not_on_site"): Field(gettext_lazy("Marked not on site"), refers="person"),
     ("api_key", "name"): Field(gettext_lazy("Name")),
     ("api_key", "prefix"): Field(gettext_lazy("Key begins with")),
     ("api_key", "key"): Field(gettext_lazy("Key begins with")),

@@ -53,6 +53,7 @@ ACTION_LABELS = {
     "alarm.updated": _("Alarm information updated"),
     "alarm.level_raised": _("Alarm level raised"),
     "alarm.ended": _("Alarm ended"),
+    "evacuation.marked": _("Status reported for others"),
     "push.subscribed": _("Push notifications turned on"),
     "push.renewed": _("Push subscription renewed"),
     "push.unsubscribed": _("Push notifications turned off"),

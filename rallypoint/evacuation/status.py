@@ -22,12 +22,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rallypoint.alarms.models import Alarm, Scenario
+from rallypoint.audit.actions import record_many
+from rallypoint.audit.models import AuditEntry
 from rallypoint.evacuation import rollcall
 from rallypoint.evacuation.models import AssemblyPoint, PersonState, Source, Status, StatusReport, Zone, ZoneReport
 from rallypoint.lib.groupcommit import GroupCommit
 from rallypoint.people.models import Group, Membership
 from rallypoint.realtime import events
 from rallypoint.realtime.models import StreamEvent
+from rallypoint.tenants.models import Site
 from rallypoint.tenants.roles import Perm
 
 MAX_NOTE = 500
@@ -83,8 +86,12 @@ def report_statuses(*, alarm: Alarm, reports: list[dict], reporter: Reporter, vi
     ``membership_id`` and the fields of :func:`report_status`; returns per item the report or the exception
     that refused it (the others are written all the same)."""
     _check_alarm(alarm)
-    people = Membership.objects.for_site(alarm.site_id).only("pk", "site_id").in_bulk(
-        [r.get("membership_id") for r in reports if isinstance(r.get("membership_id"), int)])
+    wanted = {r.get("membership_id") for r in reports if isinstance(r.get("membership_id"), int)}
+    own = reporter.membership
+    if own is not None and own.site_id == alarm.site_id and wanted == {own.pk}:
+        people = {own.pk: own}  # a person's own report: who they are was checked when they signed in
+    else:
+        people = Membership.objects.for_site(alarm.site_id).only("pk", "site_id").in_bulk(list(wanted))
     places = _Places(alarm, reports)
     results: list = []
     for item in reports:
@@ -183,6 +190,7 @@ def _write_reports(reports: list[StatusReport]) -> list[StatusReport]:
         cursor.executemany(_UPSERT_STATE, [
             (r.site_id, r.alarm_id, r.membership_id, r.status, r.assembly_point_id, r.zone_id, adapt(r.at), r.pk)
             for r in fresh])
+    _audit_marks(fresh)
     by_alarm: dict[int, list[StatusReport]] = {}
     for report in fresh:
         by_alarm.setdefault(report.alarm_id, []).append(report)
@@ -193,6 +201,31 @@ def _write_reports(reports: list[StatusReport]) -> list[StatusReport]:
             audience=StreamEvent.Audience.PERM, perm=Perm.ROLL_CALL, alarm_id=alarm_id)
         transaction.on_commit(lambda alarm_id=alarm_id: counts_changed(alarm_id))
     return results
+
+
+def _audit_marks(reports: list[StatusReport]) -> None:
+    """Who marked whom, when: one audit entry per alarm and person who reported for others (a lead's roll
+    call, a teacher's class), naming the people (ids) per status. A person's own report is on record as
+    the report itself and needs no entry."""
+    marks: dict[tuple[int, int], list[StatusReport]] = {}
+    for report in reports:
+        if report.reported_by_id is not None and report.reported_by_id != report.membership_id:
+            marks.setdefault((report.alarm_id, report.reported_by_id), []).append(report)
+    if not marks:
+        return
+    users = dict(Membership.objects.filter(pk__in={by for _alarm, by in marks}).values_list("pk", "user_id"))
+    organizations = dict(Site.objects.filter(pk__in={r.site_id for r in reports}).values_list(
+        "pk", "organization_id"))
+    entries = []
+    for (alarm_id, by), rows in marks.items():
+        people: dict[str, list[int]] = {}
+        for row in rows:
+            people.setdefault(row.status, []).append(row.membership_id)
+        entries.append(AuditEntry(organization_id=organizations[rows[0].site_id], site_id=rows[0].site_id,
+                                  actor_id=users.get(by), action="evacuation.marked", object_type="alarm",
+                                  object_id=str(alarm_id), at=rows[0].received_at,
+                                  changes={status: [None, sorted(ids)] for status, ids in people.items()}))
+    record_many(entries)
 
 
 _reports = GroupCommit("status-reports", _write_reports)

@@ -10,12 +10,11 @@ transactions, and the database sees one transaction per group instead of one per
 If the group's transaction fails, each item is written again on its own, so one bad item cannot lose the
 others; its caller gets the exception.
 
-Only threads that say so (:func:`group_here`: the stream endpoint's request threads, many of them waiting
-at once) hand their items to the writer; any other caller writes its item right there, in its own
-transaction. Django runs a web process's synchronous views one at a time in one thread: handing a view's
-write to another thread would only add the wait. Inside an open transaction (a composed action, a test's
-transaction) the item is written in the caller's thread too: the writer's own connection would not see
-what the caller has not committed yet.
+Only threads that say so (:func:`group_here`: the stream endpoint's request threads and the web process's
+request threads, many of them waiting at once; see :mod:`rallypoint.web.asgi_handler`) hand their items to
+the writer; any other caller (a command, the worker, a test) writes its item right there, in its own
+transaction. Inside an open transaction (a composed action, a test's transaction) the item is written in
+the caller's thread too: the writer's own connection would not see what the caller has not committed yet.
 """
 
 from __future__ import annotations
