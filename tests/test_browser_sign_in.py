@@ -143,6 +143,38 @@ def test_an_idle_session_ends(context, person):
         expect(page).to_have_url(re.compile(r"/accounts/login/"))
 
 
+STORED = """async () => {
+    const databases = (await indexedDB.databases()).map(d => d.name);
+    return {local: localStorage.length, session: sessionStorage.length, databases: databases,
+            caches: await caches.keys()};
+}"""
+
+
+def test_nothing_the_pages_stored_stays_on_the_device_after_sign_out(context, person):
+    page = context.new_page()
+    sign_in(page)
+    expect(page.get_by_role("heading", level=1)).to_have_text("School Nord")
+    page.evaluate("""async () => {
+        localStorage.setItem("rp.evac.test", "[1,2]");
+        sessionStorage.setItem("rp.note", "x");
+        await new Promise((done, fail) => {
+            const open = indexedDB.open("rp-test", 1);
+            open.onupgradeneeded = () => open.result.createObjectStore("marks");
+            open.onsuccess = () => { open.result.close(); done(); };
+            open.onerror = fail;
+        });
+        await (await caches.open("rp-pages")).put("/offline-copy", new Response("names"));
+    }""")
+    assert page.evaluate(STORED) == {"local": 1, "session": 1, "databases": ["rp-test"], "caches": ["rp-pages"]}
+    page.get_by_role("button", name="Menu").click()  # a phone: the sign-out button is in the menu
+    with page.expect_response(re.compile(r"/accounts/logout/")) as signed_out:
+        page.get_by_role("button", name="Sign out").click()
+    response = signed_out.value
+    assert response.all_headers()["clear-site-data"] == '"cache", "storage"'
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    assert page.evaluate(STORED) == {"local": 0, "session": 0, "databases": [], "caches": []}
+
+
 def test_sign_out_everywhere(browser, live_server, person):
     phone = browser.new_context(base_url=live_server.url, viewport=PHONE, locale="en-GB",
                                 user_agent="Mozilla/5.0 (Linux; Android 14) Chrome/126.0 Mobile Safari/537.36")

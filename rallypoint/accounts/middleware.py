@@ -8,7 +8,7 @@ from django.contrib.auth import logout
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 
-from rallypoint.accounts.sessions import SIGNED_IN_AT
+from rallypoint.accounts.sessions import SIGNED_IN_AT, forget_on_device
 
 
 class SessionLifetimeMiddleware:
@@ -28,5 +28,5 @@ class SessionLifetimeMiddleware:
             if time.time() - started > settings.SESSION_MAX_AGE_HOURS * 3600:
                 logout(request)
                 messages.info(request, _("Your session has ended. Please sign in again."))
-                return redirect(settings.LOGIN_URL)
+                return forget_on_device(redirect(settings.LOGIN_URL))
         return self.get_response(request)

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from rallypoint.accounts import apptokens, mfa, pow, throttle
 from rallypoint.accounts.messages import PASSWORD_RESET
 from rallypoint.accounts.models import AppToken, User
-from rallypoint.accounts.sessions import active_sessions, end_sessions
+from rallypoint.accounts.sessions import active_sessions, end_sessions, forget_on_device
 from rallypoint.accounts.tokens import AnyPasswordLink
 from rallypoint.audit.actions import record_security_event, request_ip
 from rallypoint.audit.models import SecurityEvent
@@ -120,7 +120,7 @@ class LogoutView(auth_views.LogoutView):
     def post(self, request, *args, **kwargs):
         if request.user.is_authenticated:
             record_security_event(Kind.SIGN_OUT, request=request, user=request.user)
-        return super().post(request, *args, **kwargs)
+        return forget_on_device(super().post(request, *args, **kwargs))
 
 
 class SetPasswordView(ProofOfWorkMixin, auth_views.PasswordResetConfirmView):
@@ -219,7 +219,7 @@ def session_end(request, handle: str):
     record_security_event(Kind.SESSION_REVOKED, request=request, user=request.user, actor=request.user)
     if row.session_key == request.session.session_key:
         logout(request)
-        return redirect("accounts:login")
+        return forget_on_device(redirect("accounts:login"))
     messages.success(request, _("That session is signed out."))
     return redirect("accounts:sessions")
 
@@ -234,7 +234,7 @@ def sessions_end_all(request):
     end_sessions(user)
     logout(request)
     messages.success(request, _("You are signed out on every device."))
-    return redirect("accounts:login")
+    return forget_on_device(redirect("accounts:login"))
 
 
 class AppTokenForm(forms.Form):
