@@ -7,7 +7,7 @@ TEST_STAMP := $(STAMP)-test
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/rallypoint
 TEST_ENV := RP_DATA_DIR=$(CURDIR)/.test-data
 
-.PHONY: run test lint test-sqlite test-postgres roles-doc messages clean
+.PHONY: run test lint test-sqlite test-postgres roles-doc personal-data-doc messages clean
 
 run: $(STAMP)
 	$(BIN)/rallypoint run
@@ -43,6 +43,9 @@ test-postgres: $(TEST_STAMP)
 
 roles-doc: $(STAMP)
 	$(BIN)/rallypoint roles_doc
+
+personal-data-doc: $(STAMP)
+	$(BIN)/rallypoint personal_data_doc
 
 messages: $(STAMP)
 	cd rallypoint && RP_DATA_DIR=$(CURDIR)/data ../$(BIN)/rallypoint makemessages -l de -l en --no-obsolete --no-location && RP_DATA_DIR=$(CURDIR)/data ../$(BIN)/rallypoint compilemessages

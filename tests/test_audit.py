@@ -103,8 +103,8 @@ def test_entries_past_the_retention_period_are_purged_by_the_worker(world, setti
     recent = AuditEntry.objects.create(organization=world.org_a, site=world.a.site, action="x",
                                        object_type="site", object_id="1", at=timezone.now() - timedelta(days=89))
     ensure_job_rows()
-    assert run_due_jobs("test-worker", {"audit.purge_expired": JOBS["audit.purge_expired"]}) == [
-        "audit.purge_expired"]
+    assert run_due_jobs("test-worker", {"personal_data.purge": JOBS["personal_data.purge"]}) == [
+        "personal_data.purge"]
     assert not AuditEntry.objects.filter(pk=old.pk).exists()
     assert AuditEntry.objects.filter(pk=recent.pk).exists()
     assert purge_expired(now=timezone.now() + timedelta(days=2)) == 1

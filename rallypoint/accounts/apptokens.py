@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from rallypoint.accounts import mfa
@@ -43,6 +44,14 @@ def issue(*, user, site, name: str, request=None) -> tuple[AppToken, str]:
 def live_tokens(user):
     cutoff = timezone.now() - timedelta(days=settings.APP_TOKEN_IDLE_DAYS)
     return AppToken.objects.filter(user=user, revoked_at__isnull=True, last_used_at__gt=cutoff)
+
+
+def purge_unused(now=None) -> int:
+    """Delete tokens revoked, or unused, longer than RP_APP_TOKEN_IDLE_DAYS ago (an unused one no longer
+    works; a revoked one stays that long for the person's list of devices)."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.APP_TOKEN_IDLE_DAYS)
+    deleted, _ = AppToken.objects.filter(Q(revoked_at__lt=cutoff) | Q(last_used_at__lt=cutoff)).delete()
+    return deleted
 
 
 def revoke(tokens, *, actor, request=None) -> int:

@@ -12,6 +12,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from rallypoint.people.personal_data import declare
 from rallypoint.tenants.encryption import EncryptedTextField, new_row_key
 
 __all__ = ["OrganizationSecurity", "Passkey", "RecoveryCode", "TotpDevice"]
@@ -79,3 +80,14 @@ class OrganizationSecurity(models.Model):
 
     def __str__(self) -> str:
         return f"security settings of organisation #{self.organization_id}"
+
+
+# --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
+
+declare(TotpDevice, fields=("secret",), person=("user",), why=_("as long as the person keeps this second factor"),
+        erased=_("deleted when the person removes it, and with the account"))
+declare(Passkey, fields=("credential_id", "public_key", "name"), person=("user",),
+        why=_("as long as the person keeps this passkey"),
+        erased=_("deleted when the person removes it, and with the account"))
+declare(RecoveryCode, fields=("code_hash",), person=("user",), why=_("as long as the person keeps a second factor"),
+        erased=_("deleted when used or renewed, and with the account"))

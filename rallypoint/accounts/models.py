@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from rallypoint.lib.crypto import blind_index
+from rallypoint.people.personal_data import declare
 from rallypoint.tenants.encryption import EncryptedTextField, new_row_key, ring
 
 
@@ -148,3 +149,18 @@ class AppToken(models.Model):
 
 
 from rallypoint.accounts.mfa_models import OrganizationSecurity, Passkey, RecoveryCode, TotpDevice  # noqa: E402,F401
+
+# --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
+
+declare(User, fields=("email", "email_index", "password", "last_login"),
+        why=_("as long as the account gives access to a site"),
+        erased=_("deleted with the account; deactivated people keep theirs until they are deleted"))
+declare(UserSession, fields=("session_data",), person=("user",), kept="SESSION_MAX_AGE_HOURS", unit="hours",
+        why=_("a sign-in lasts at most this long (and ends earlier when idle)"),
+        erased=_("deleted once expired"), purge="rallypoint.accounts.sessions.purge_expired")
+declare(AppToken, fields=("name",), person=("user",), kept="APP_TOKEN_IDLE_DAYS",
+        why=_("a device's sign-in ends when unused this long"),
+        erased=_("deleted when revoked or unused this long, and with the account"),
+        purge="rallypoint.accounts.apptokens.purge_unused")
+declare(SignInThrottle, fields=("key",), why=_("a keyed hash of an address and an e-mail, until its wait is over"),
+        erased=_("deleted when stale (after a day at most)"), purge="rallypoint.accounts.throttle.purge_stale")

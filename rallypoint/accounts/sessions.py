@@ -79,5 +79,11 @@ def end_sessions(user, *, except_key: str | None = None) -> int:
     return deleted
 
 
+def purge_expired(now=None) -> int:
+    """Delete the rows of sessions that expired (idle too long; Django leaves them in the table)."""
+    deleted, _ = UserSession.objects.filter(expire_date__lt=now or timezone.now()).delete()
+    return deleted
+
+
 def active_sessions(user):
     return UserSession.objects.filter(user=user, expire_date__gt=timezone.now()).order_by("-last_seen_at")

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from rallypoint.people.models import Group, Membership
+from rallypoint.people.personal_data import declare
 from rallypoint.tenants.models import Site, SiteScopedQuerySet
 
 #: Channel kinds a level can use; each is a package under rallypoint/notify/channels/.
@@ -298,3 +299,15 @@ class AlarmRecipient(models.Model):
     def __str__(self) -> str:
         return f"Recipient #{self.pk} of alarm #{self.alarm_id}"
 
+
+# --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
+
+declare(Level, person=("recipient_people",), why=_("as long as the scenario names the person"),
+        erased=_("the person is taken out of the scenario when they are deleted"))
+declare(Alarm, fields=("location_text", "note", "end_reason", "latitude", "longitude"), person=("triggered_by",),
+        why=_("the record of the incident; alarms are not yet deleted automatically"),
+        erased=_("who raised it is removed with the person; the alarm stays"))
+declare(AlarmEvent, fields=("data",), person=("actor",), why=_("the incident's timeline, kept with the alarm"),
+        erased=_("who acted is removed with the person; the event stays"))
+declare(AlarmRecipient, person=("membership",), why=_("who was alerted and how they answered, kept with the alarm"),
+        erased=_("deleted with the person"))

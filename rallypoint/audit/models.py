@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from rallypoint.people.personal_data import declare
 from rallypoint.tenants.encryption import EncryptedTextField, new_row_key
 from rallypoint.tenants.models import Organization, Site
 
@@ -82,3 +83,13 @@ class SecurityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"
+
+
+# --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
+
+declare(AuditEntry, fields=("changes",), person=("actor",), kept="AUDIT_RETENTION_DAYS",
+        why=_("the record of who changed what"), erased=_("deleted after this time"),
+        purge="rallypoint.audit.actions.purge_expired")
+declare(SecurityEvent, fields=("client_ip", "detail"), person=("user", "actor"), kept="SECURITY_EVENT_RETENTION_DAYS",
+        why=_("sign-ins and other security events, to detect misuse"), erased=_("deleted after this time"),
+        purge="rallypoint.audit.actions.purge_expired_security_events")

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from rallypoint.people.models import Membership
+from rallypoint.people.personal_data import declare
 from rallypoint.tenants.encryption import EncryptedTextField, new_row_key
 from rallypoint.tenants.models import Site, SiteScopedQuerySet
 
@@ -317,3 +318,18 @@ class ZoneReport(models.Model):
 
     def __str__(self) -> str:
         return f"Zone report #{self.pk} of alarm #{self.alarm_id}"
+
+
+# --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
+
+declare(ZoneDuty, person=("membership",), why=_("as long as the person has this duty"),
+        erased=_("deleted when the duty ends, and with the person"))
+declare(Presence, person=("membership",), kept="PRESENCE_HISTORY_DAYS",
+        why=_("who is on site, for an evacuation; shown only during an alarm"), erased=_("deleted after this time"),
+        purge="rallypoint.evacuation.presence.purge_expired")
+declare(StatusReport, fields=("note",), person=("membership", "reported_by"),
+        why=_("who reported whom safe, kept with the alarm"), erased=_("deleted with the person"))
+declare(PersonState, person=("membership",), why=_("a person's last status in an alarm, kept with the alarm"),
+        erased=_("deleted with the person"))
+declare(ZoneReport, fields=("where",), person=("reported_by",), why=_("a zone's report, kept with the alarm"),
+        erased=_("who reported it is removed with the person; the report stays"))

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from rallypoint.alarms.models import Scenario
 from rallypoint.people.models import Membership
+from rallypoint.people.personal_data import declare
 from rallypoint.tenants.models import Site, SiteScopedQuerySet
 
 
@@ -41,3 +42,9 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+# --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
+
+declare(ApiKey, person=("created_by",), why=_("as long as the key exists"),
+        erased=_("who created it is removed with the person; the key stays"))

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from rallypoint.alarms.models import CHANNEL_CHOICES, Alarm, AlarmRecipient
 from rallypoint.people.models import Membership
+from rallypoint.people.personal_data import declare
 from rallypoint.tenants.encryption import EncryptedTextField, new_row_key
 from rallypoint.tenants.models import Site, SiteScopedQuerySet
 
@@ -171,3 +172,16 @@ class MessengerAddress(models.Model):
 
     def __str__(self) -> str:
         return f"Messenger address #{self.pk}"
+
+
+# --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
+
+declare(Delivery, person=("recipient", "membership", "user"), why=_("a message to a person, kept with its alarm"),
+        erased=_("deleted with the person"))
+declare(DeliveryAttempt, fields=("error",), why=_("each try to send a message, kept with it"),
+        erased=_("deleted with the message"))
+declare(PushSubscription, fields=("endpoint", "endpoint_hash", "p256dh", "auth", "label"), person=("membership",),
+        why=_("as long as the device receives notifications"),
+        erased=_("deleted when turned off, at sign-out, when the push service drops it, and with the person"))
+declare(MessengerAddress, fields=("url", "label"), person=("membership",), why=_("as long as the person keeps it"),
+        erased=_("deleted when removed, and with the person"))

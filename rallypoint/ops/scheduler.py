@@ -22,12 +22,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from rallypoint.accounts.pow import purge_used
-from rallypoint.accounts.throttle import purge_stale
-from rallypoint.audit.actions import purge_expired, purge_expired_security_events
-from rallypoint.evacuation.presence import purge_expired as purge_expired_presence
 from rallypoint.lib.dbpool import before_work, give_back
 from rallypoint.ops.models import JobState
-from rallypoint.realtime.events import purge_old as purge_old_stream_events
+from rallypoint.people.personal_data import purge_all
 
 log = logging.getLogger("rallypoint.worker")
 
@@ -43,12 +40,9 @@ class Job:
 JOBS: dict[str, Job] = {
     job.name: job
     for job in [
-        Job("audit.purge_expired", timedelta(hours=1), purge_expired),
-        Job("security_events.purge_expired", timedelta(hours=1), purge_expired_security_events),
-        Job("sign_in_throttle.purge_stale", timedelta(minutes=15), purge_stale),
+        # Every model's retention, as the models declare it (rallypoint.people.personal_data).
+        Job("personal_data.purge", timedelta(minutes=15), purge_all),
         Job("proof_of_work.purge_used", timedelta(minutes=15), purge_used),
-        Job("stream_events.purge_old", timedelta(hours=1), purge_old_stream_events),
-        Job("presence.purge_expired", timedelta(hours=1), purge_expired_presence),
     ]
 }
 

@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from rallypoint.people.personal_data import declare
 from rallypoint.tenants.encryption import EncryptedTextField, new_row_key
 from rallypoint.tenants.models import Site, SiteScopedQuerySet
 from rallypoint.tenants.roles import Role
@@ -132,3 +133,13 @@ class Group(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
+
+declare(Membership, fields=("full_name", "phone", "department", "company"), person=("user", "host"),
+        why=_("as long as the person belongs to the site; visitors until the day after their visit"),
+        erased=_("deleted with the person; a visitor the day after the visit unless an alarm's record names them"),
+        purge="rallypoint.evacuation.presence.purge_expired")
+declare(Group, person=("members", "leaders"),
+        why=_("as long as the group exists"), erased=_("a person leaves every group when they are deleted"))

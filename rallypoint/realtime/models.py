@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
+from rallypoint.people.personal_data import declare
 from rallypoint.tenants.models import Site, SiteScopedQuerySet
 
 
@@ -52,3 +54,10 @@ class StreamEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.seq} of site #{self.site_id}"
+
+
+# --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
+
+declare(StreamEvent, fields=("payload", "members"), kept="STREAM_RETENTION_DAYS",
+        why=_("live updates, for an app that reconnects"), erased=_("deleted after this time"),
+        purge="rallypoint.realtime.events.purge_old")

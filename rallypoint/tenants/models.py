@@ -12,6 +12,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from rallypoint.people.personal_data import declare
+
 
 class SiteScopedQuerySet(models.QuerySet):
     site_field = "site"
@@ -63,3 +65,9 @@ class SuperAdmin(models.Model):
 
     def __str__(self) -> str:
         return f"Super-admin #{self.user_id} of organisation #{self.organization_id}"
+
+
+# --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
+
+declare(SuperAdmin, person=("user",), why=_("as long as the person is Super-admin"),
+        erased=_("deleted when revoked, and with the account"))
