@@ -269,6 +269,8 @@ PUSH_SERVICE_HOSTS = env_list("RP_PUSH_SERVICE_HOSTS", [
 ])
 
 AUDIT_RETENTION_DAYS = env_int("RP_AUDIT_RETENTION_DAYS", 90, minimum=1)
+#: Every this many days each site gets an access review (who may sign in, with which role).
+ACCESS_REVIEW_DAYS = env_int("RP_ACCESS_REVIEW_DAYS", 90, minimum=7, maximum=366)
 SECURITY_EVENT_RETENTION_DAYS = env_int("RP_SECURITY_EVENT_RETENTION_DAYS", 90, minimum=1)
 #: Presence rows are the last known place of each person in an evacuation; kept this long (docs/privacy.md).
 PRESENCE_HISTORY_DAYS = env_int("RP_PRESENCE_HISTORY_DAYS", 1, minimum=1, maximum=30)

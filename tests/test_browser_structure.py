@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from tests.browser import DESKTOP, PHONE, new_page, screenshot
 from tests.server import run_server
-from tests.test_browser import sign_in
+from tests.test_browser import signed_in_state
 
 pytestmark = pytest.mark.browser
 
@@ -23,11 +23,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def admin(browser, server):
-    page, _ = new_page(browser, server, DESKTOP)
-    sign_in(page, server, "admin")
-    state = page.context.storage_state()
-    page.context.close()
-    return state
+    return signed_in_state(browser, server, "admin")
 
 
 def open_ground_floor(page) -> None:

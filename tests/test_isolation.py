@@ -43,6 +43,7 @@ from rallypoint.evacuation.models import (
 from rallypoint.integrations.models import ApiKey
 from rallypoint.notify.models import PushSubscription
 from rallypoint.people.models import Group, Membership
+from rallypoint.people.reviews import open_review
 from rallypoint.tenants.models import Site, SuperAdmin
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
 from tests.alarm_fixtures import fire_scenario
@@ -93,6 +94,9 @@ ROUTES = {
     "people/<int:membership_id>/activation/": "site",
     "people/<int:membership_id>/invite/": "site",
     "people/<int:membership_id>/delete/": "site",
+    "people/review/": "site",
+    "people/review/<int:review_id>/confirm-rest/": "site",
+    "people/review/<int:review_id>/<int:entry_id>/": "site",
     "groups/": "site",
     "groups/new/": "site",
     "groups/<int:group_id>/": "site",
@@ -222,6 +226,11 @@ def test_every_route_is_classified():
     assert not stale, f"matrix names routes that do not exist: {sorted(stale)}"
 
 
+def _foreign_review(sw) -> dict:
+    review = open_review(sw.site)
+    return {"review_id": review.pk, "entry_id": review.entries.first().pk}
+
+
 def foreign_objects(world, persona: str) -> list[dict]:
     """The foreign sites of a persona of site ``a``, each with one object of every kind."""
     foreign = [world.b]
@@ -260,6 +269,7 @@ def foreign_objects(world, persona: str) -> list[dict]:
                                                    confirmed=True).pk,
             "passkey_id": Passkey.objects.create(user=sw.people[Role.ADMIN].user, name="x", public_key="x",
                                                  credential_id=f"foreign-{sw.site.pk}").pk,
+            **_foreign_review(sw),
         })
     return result
 

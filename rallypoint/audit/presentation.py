@@ -179,6 +179,8 @@ FIELDS: dict[tuple[str, str], Field] = {
     ("alarm", "safe"): Field(gettext_lazy("Marked safe"), refers="person"),
     ("alarm", "need_help"): Field(gettext_lazy("Marked as needing help"), refers="person"),
     ("alarm", "not_on_site"): Field(gettext_lazy("Marked not on site"), refers="person"),
+    ("access_review", "entries"): Field(gettext_lazy("People to review")),
+    ("access_review", "people"): Field(gettext_lazy("Access confirmed"), refers="person"),
     ("api_key", "name"): Field(gettext_lazy("Name")),
     ("api_key", "prefix"): Field(gettext_lazy("Key begins with")),
     ("api_key", "key"): Field(gettext_lazy("Key begins with")),

@@ -25,6 +25,7 @@ from rallypoint.accounts.pow import purge_used
 from rallypoint.lib.dbpool import before_work, give_back
 from rallypoint.ops.models import JobState
 from rallypoint.people.personal_data import purge_all
+from rallypoint.people.reviews import open_due_reviews
 
 log = logging.getLogger("rallypoint.worker")
 
@@ -43,6 +44,7 @@ JOBS: dict[str, Job] = {
         # Every model's retention, as the models declare it (rallypoint.people.personal_data).
         Job("personal_data.purge", timedelta(minutes=15), purge_all),
         Job("proof_of_work.purge_used", timedelta(minutes=15), purge_used),
+        Job("access_review.open_due", timedelta(days=1), open_due_reviews),
     ]
 }
 

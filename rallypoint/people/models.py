@@ -135,6 +135,62 @@ class Group(models.Model):
         return self.name
 
 
+
+class AccessReview(models.Model):
+    """A periodic review of who may sign in to a site, with which role: every ``RP_ACCESS_REVIEW_DAYS`` (90)
+    each site gets one; its administrators confirm each person's access or remove it (the measures sheet:
+    "Bestehende Berechtigungen werden regelmäßig überprüft")."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    opened_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    #: When the administrators were last reminded (at the opening; once more when it is overdue).
+    reminded_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SiteScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+        indexes = [models.Index(fields=["site", "-opened_at"], name="access_review_of_site")]
+
+    def __str__(self) -> str:
+        return f"access review #{self.pk}"
+
+    def is_overdue(self, now=None) -> bool:
+        return self.completed_at is None and (now or timezone.now()) > self.due_at
+
+
+class AccessReviewEntry(models.Model):
+    """One person's access as it stood when the review opened, and the reviewer's decision on it."""
+
+    class Decision(models.TextChoices):
+        CONFIRMED = "confirmed", _("Confirmed")
+        REMOVED = "removed", _("Access removed")
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    review = models.ForeignKey(AccessReview, on_delete=models.CASCADE, related_name="entries")
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+")
+    #: The role then (``super_admin`` for a Super-admin of the organisation).
+    role = models.CharField(max_length=16)
+    second_factor = models.BooleanField(default=False)
+    last_sign_in = models.DateTimeField(null=True, blank=True)
+    decision = models.CharField(max_length=10, choices=Decision.choices, blank=True, default="")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SiteScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [models.UniqueConstraint(fields=["review", "membership"], name="one_entry_per_person")]
+
+    def __str__(self) -> str:
+        return f"access review entry #{self.pk}"
+
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
 
 declare(Membership, fields=("full_name", "phone", "department", "company"), person=("user", "host"),
@@ -143,3 +199,7 @@ declare(Membership, fields=("full_name", "phone", "department", "company"), pers
         purge="rallypoint.evacuation.presence.purge_expired")
 declare(Group, person=("members", "leaders"),
         why=_("as long as the group exists"), erased=_("a person leaves every group when they are deleted"))
+declare(AccessReview, person=("completed_by",), why=_("the record that access was reviewed"),
+        erased=_("who completed it is removed with the person; the review stays"))
+declare(AccessReviewEntry, fields=("last_sign_in",), person=("membership", "decided_by"),
+        why=_("a person's access as reviewed, kept with the review"), erased=_("deleted with the person"))

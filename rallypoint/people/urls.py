@@ -1,6 +1,6 @@
 from django.urls import path
 
-from rallypoint.people import views
+from rallypoint.people import review_views, views
 
 app_name = "people"
 urlpatterns = [
@@ -13,6 +13,11 @@ urlpatterns = [
     path("people/<int:membership_id>/invite/", views.person_invite, name="person_invite"),
     path("people/<int:membership_id>/delete/", views.person_delete, name="person_delete"),
     path("people/<int:membership_id>/sessions/end/", views.person_sessions_end, name="person_sessions_end"),
+    path("people/review/", review_views.access_review, name="access_review"),
+    path("people/review/<int:review_id>/confirm-rest/", review_views.access_review_confirm_rest,
+         name="access_review_confirm_rest"),
+    path("people/review/<int:review_id>/<int:entry_id>/", review_views.access_review_decide,
+         name="access_review_decide"),
     path("groups/", views.group_list, name="groups"),
     path("groups/new/", views.group_create, name="group_create"),
     path("groups/<int:group_id>/", views.group_edit, name="group"),
