@@ -41,7 +41,7 @@ from rallypoint.evacuation.models import (
     ZoneReport,
 )
 from rallypoint.integrations.models import ApiKey
-from rallypoint.notify.models import PushSubscription
+from rallypoint.notify.models import MessengerAddress, PushSubscription
 from rallypoint.people.models import Group, Membership
 from rallypoint.people.reviews import open_review
 from rallypoint.tenants.models import Site, SuperAdmin
@@ -57,6 +57,9 @@ ROUTES = {
     "accounts/logout/": "public",
     "accounts/set-password/<uidb64>/<token>/": "public",
     "accounts/profile/": "site",
+    "accounts/profile/password/": "site",
+    "accounts/profile/messenger/": "site",
+    "accounts/profile/messenger/<int:address_id>/remove/": "site",
     "accounts/password-reset/": "public",
     "accounts/second-factor/verify/": "public",
     "accounts/second-factor/verify/passkey-options/": "public",
@@ -228,7 +231,9 @@ def test_every_route_is_classified():
 
 def _foreign_review(sw) -> dict:
     review = open_review(sw.site)
-    return {"review_id": review.pk, "entry_id": review.entries.first().pk}
+    address = MessengerAddress.objects.create(site=sw.site, membership=sw.people[Role.ADMIN],
+                                              url="json://localhost/foreign", label=f"Chat{sw.site.pk}zq")
+    return {"review_id": review.pk, "entry_id": review.entries.first().pk, "address_id": address.pk}
 
 
 def foreign_objects(world, persona: str) -> list[dict]:

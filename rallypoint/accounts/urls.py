@@ -1,6 +1,6 @@
 from django.urls import path
 
-from rallypoint.accounts import views
+from rallypoint.accounts import profile_views, views
 
 app_name = "accounts"
 urlpatterns = [
@@ -8,7 +8,10 @@ urlpatterns = [
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("password-reset/", views.reset_request, name="reset_request"),
     path("set-password/<uidb64>/<token>/", views.SetPasswordView.as_view(), name="set_password"),
-    path("profile/", views.profile, name="profile"),
+    path("profile/", profile_views.profile, name="profile"),
+    path("profile/password/", profile_views.password_change, name="password_change"),
+    path("profile/messenger/", profile_views.messenger_add, name="messenger_add"),
+    path("profile/messenger/<int:address_id>/remove/", profile_views.messenger_remove, name="messenger_remove"),
     path("sessions/", views.sessions, name="sessions"),
     path("sessions/end-all/", views.sessions_end_all, name="sessions_end_all"),
     path("sessions/<str:handle>/end/", views.session_end, name="session_end"),

@@ -180,25 +180,6 @@ def _queue_reset_link(request, email: str) -> None:
                      context={"language": translation.get_language(), "event": event.pk})
 
 
-class ProfileForm(forms.ModelForm):
-    class Meta:
-        model = User
-        fields = ["language"]
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def profile(request):
-    form = ProfileForm(request.POST or None, instance=request.user)
-    if request.method == "POST" and form.is_valid():
-        form.save(commit=False).save(update_fields=["language"])
-        messages.success(request, _("Changes saved."))
-        response = redirect("accounts:profile")
-        response.delete_cookie("rp_language")
-        return response
-    return render(request, "accounts/profile.html", {"form": form})
-
-
 @login_required
 def sessions(request):
     rows = active_sessions(request.user)

@@ -79,6 +79,7 @@ _PERSON = {
     "phone": Field(gettext_lazy("Phone")),
     "department": Field(gettext_lazy("Department")),
     "role": Field(gettext_lazy("Role"), _role),
+    "messenger": Field(gettext_lazy("Messenger address")),
     "active": Field(gettext_lazy("Active")),
     "support_account": Field(gettext_lazy("Support account")),
     "kind": Field(gettext_lazy("Kind"), _choices(Membership.Kind.choices)),

@@ -27,6 +27,8 @@ ACTION_LABELS = {
     "person.created": _("Person added"),
     "visitor.registered": _("Visitor registered"),
     "person.updated": _("Person changed"),
+    "messenger.added": _("Messenger address added"),
+    "messenger.removed": _("Messenger address removed"),
     "person.deactivated": _("Person deactivated"),
     "person.activated": _("Person reactivated"),
     "person.invited": _("Invitation sent"),

@@ -115,6 +115,24 @@ def _update_listed(actor, membership: Membership, data: dict, batch) -> Membersh
     return membership
 
 
+def update_own_details(*, user: User, membership: Membership, full_name: str, phone: str) -> Membership:
+    """A person changes their own name and phone in a site (My account); audited like an administrator's
+    change. Role, e-mail and department stay with the administrators."""
+    if membership.user_id != user.pk:
+        raise PermissionDenied
+    full_name = full_name.strip()
+    if not full_name:
+        raise ValidationError({"full_name": _("Enter your name.")})
+    before = person_state(membership)
+    with transaction.atomic():
+        membership.full_name, membership.phone = full_name, phone.strip()
+        membership.save(update_fields=["full_name", "phone"])
+        changes = diff(before, person_state(membership))
+        if changes:
+            _audit(user, membership, "person.updated", changes)
+    return membership
+
+
 def update_person(*, actor, membership: Membership, data: dict, batch=None) -> Membership:
     site = membership.site
     require_perm(actor, site, Perm.MANAGE_PEOPLE)

@@ -1,0 +1,137 @@
+"""My account: one's own name and phone in this site, language, password and messenger addresses."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_http_methods, require_POST
+
+from rallypoint.accounts import apptokens
+from rallypoint.accounts.forms import validate_phone
+from rallypoint.accounts.models import AppToken, User
+from rallypoint.accounts.sessions import end_sessions
+from rallypoint.audit.actions import record_security_event
+from rallypoint.audit.models import SecurityEvent
+from rallypoint.notify.addresses import add_messenger_address, remove_messenger_address, service_of
+from rallypoint.notify.models import MessengerAddress
+from rallypoint.people.actions import update_own_details
+from rallypoint.web.forms import add_validation_errors
+
+
+class LanguageForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["language"]
+
+
+class DetailsForm(forms.Form):
+    full_name = forms.CharField(label=gettext_lazy("Your name"), max_length=120)
+    phone = forms.CharField(label=gettext_lazy("Your phone"), max_length=30, required=False,
+                            validators=[validate_phone],
+                            help_text=gettext_lazy("For text messages and calls in an alarm."))
+
+
+class MessengerForm(forms.Form):
+    label = forms.CharField(label=gettext_lazy("Label"), max_length=120, required=False,
+                            help_text=gettext_lazy("For example “Telegram”."))
+    url = forms.CharField(label=gettext_lazy("Apprise address"), max_length=1000,
+                          help_text=gettext_lazy("The address of your messenger in Apprise's form, e.g. "
+                                                 "tgram://bottoken/ChatID. It is stored encrypted and not shown "
+                                                 "again."))
+
+
+class PasswordForm(PasswordChangeForm):
+    """Django's form, without its autofocus: the page opens on one's details, not in the password field."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["old_password"].widget.attrs.pop("autofocus", None)
+
+
+def _page(request, *, language=None, details=None, password=None, messenger=None, status=200):
+    membership = request.membership
+    if details is None and membership is not None:
+        details = DetailsForm(initial={"full_name": membership.full_name, "phone": membership.phone},
+                              prefix="details")
+    addresses = [{"row": a, "service": service_of(a.url)}
+                 for a in MessengerAddress.objects.filter(membership=membership)] if membership else []
+    return render(request, "accounts/profile.html", {
+        "form": language or LanguageForm(instance=request.user), "details": details,
+        "password_form": password or PasswordForm(request.user, prefix="password"),
+        "messenger_form": messenger or MessengerForm(prefix="messenger"), "addresses": addresses,
+    }, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request):
+    if request.method != "POST":
+        return _page(request)
+    language = LanguageForm(request.POST, instance=request.user)
+    details = DetailsForm(request.POST, prefix="details") if request.membership is not None else None
+    if language.is_valid() and (details is None or details.is_valid()):
+        try:
+            if details is not None:
+                update_own_details(user=request.user, membership=request.membership, **details.cleaned_data)
+            language.save(commit=False).save(update_fields=["language"])
+        except ValidationError as exc:
+            add_validation_errors(details, exc)
+        else:
+            messages.success(request, _("Changes saved."))
+            response = redirect("accounts:profile")
+            response.delete_cookie("rp_language")
+            return response
+    return _page(request, language=language, details=details, status=400)
+
+
+@login_required
+@require_POST
+def password_change(request):
+    """A new password: the current one confirms it is the person; every other session and app token ends."""
+    form = PasswordForm(request.user, request.POST, prefix="password")
+    if not form.is_valid():
+        return _page(request, password=form, status=400)
+    user = form.save()
+    update_session_auth_hash(request, user)  # this session stays, under a new key
+    end_sessions(user, except_key=request.session.session_key)
+    apptokens.revoke(AppToken.objects.filter(user=user), actor=user, request=request)
+    record_security_event(SecurityEvent.Kind.PASSWORD_CHANGED, request=request, user=user, actor=user)
+    messages.success(request, _("Your password is changed. Your other devices are signed out."))
+    return redirect("accounts:profile")
+
+
+@login_required
+@require_POST
+def messenger_add(request):
+    if request.membership is None:
+        raise Http404
+    form = MessengerForm(request.POST, prefix="messenger")
+    if form.is_valid():
+        try:
+            add_messenger_address(actor=request.user, membership=request.membership, **form.cleaned_data)
+        except ValidationError as exc:
+            add_validation_errors(form, exc)
+        else:
+            messages.success(request, _("Messenger address added."))
+            return redirect("accounts:profile")
+    return _page(request, messenger=form, status=400)
+
+
+@login_required
+@require_POST
+def messenger_remove(request, address_id: int):
+    address = MessengerAddress.objects.select_related("membership__site__organization").filter(
+        pk=address_id, membership=request.membership, membership__user=request.user).first()
+    if address is None:
+        raise Http404
+    remove_messenger_address(actor=request.user, address=address)
+    messages.success(request, _("Messenger address removed."))
+    return redirect("accounts:profile")
