@@ -111,15 +111,18 @@ def _settle(entry: AuditEntry) -> None:
 def link(entries: Iterable[AuditEntry]) -> None:
     """Number and hash unsaved entries into their chains; the caller saves them in the same transaction.
 
-    Each chain's head is read and written once, whatever the number of entries. Heads are locked in a
-    fixed order, so two calls that touch the same chains cannot deadlock each other.
+    Each chain's head is read and written once, whatever the number of entries. One call locks its heads
+    in a fixed order, so two calls that touch the same chains cannot deadlock each other. (A transaction that
+    records into a site's chain and then its organisation's, while another does the reverse, can: PostgreSQL
+    then aborts one of them, as for any deadlock.)
     """
-    assert transaction.get_connection().in_atomic_block, "link() runs inside the transaction that saves"
-    chains: dict[tuple[int, int | None], list[AuditEntry]] = {}
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit entries are linked inside the transaction that saves them")
+    by_chain: dict[tuple[int, int | None], list[AuditEntry]] = {}
     for entry in entries:
         _settle(entry)
-        chains.setdefault((entry.organization_id, entry.site_id), []).append(entry)
-    for (organization_id, site_id), members in sorted(chains.items(), key=lambda c: (c[0][0], c[0][1] or 0)):
+        by_chain.setdefault((entry.organization_id, entry.site_id), []).append(entry)
+    for (organization_id, site_id), members in sorted(by_chain.items(), key=lambda c: (c[0][0], c[0][1] or 0)):
         head = locked_head(organization_id, site_id)
         for entry in members:
             head.last_seq += 1
