@@ -83,7 +83,7 @@ def record_many(entries: list[AuditEntry]) -> list[AuditEntry]:
     """
     if not entries:
         return []
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # an entry that fails fails its change: no savepoint needed
         chain.link(entries)
         return AuditEntry.objects.bulk_create(entries)
 
