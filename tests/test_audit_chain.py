@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from rallypoint.accounts.models import User
 from rallypoint.audit.actions import purge_expired, record, record_many
-from rallypoint.audit.chain import verify_all, verify_chain
+from rallypoint.audit.chain import entry_hash, verify_all, verify_chain
 from rallypoint.audit.models import AuditChain, AuditEntry
 from rallypoint.people.models import Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
@@ -84,8 +84,14 @@ def test_an_entry_changed_in_the_database_is_found_by_its_number(world, column, 
 
 
 def test_an_entry_rehashed_in_the_database_breaks_the_link_of_the_next(world):
+    """A forger who also recomputes the changed entry's hash breaks the link of the entry after it."""
     entries = _record(world.a.site, 3)
-    _sql("UPDATE audit_auditentry SET action = %s, hash = %s WHERE id = %s", ["forged", "0" * 64, entries[0].pk])
+    first = entries[0]
+    forged = entry_hash(organization_id=first.organization_id, site_id=first.site_id, seq=first.seq, at=first.at,
+                        actor_ref=first.actor_ref, action="forged", object_type=first.object_type,
+                        object_id=first.object_id, changes=first.changes, batch=first.batch,
+                        prev_hash=first.prev_hash)
+    _sql("UPDATE audit_auditentry SET action = %s, hash = %s WHERE id = %s", ["forged", forged, first.pk])
     report = verify_chain(world.org_a.pk, world.a.site.pk)
     assert (report.problem, report.broken_id) == ("link", entries[1].pk)
 
@@ -118,9 +124,10 @@ def test_deleting_the_user_who_acted_keeps_the_chain_whole(world):
     entry = record(actor=user, organization=world.org_a, site=world.a.site, action="group.created",
                    object_type="group", object_id=1)
     _record(world.a.site, 1)
+    user_id = user.pk
     user.delete()
     entry.refresh_from_db()
-    assert entry.actor_id is None and entry.actor_ref == user.pk
+    assert entry.actor_id is None and entry.actor_ref == user_id
     assert verify_chain(world.org_a.pk, world.a.site.pk).ok
 
 
