@@ -14,7 +14,7 @@ from rallypoint.accounts import mfa
 from rallypoint.alarms import actions as alarms
 from rallypoint.alarms.models import Scenario
 from rallypoint.audit import presentation
-from rallypoint.audit.actions import fingerprint, purge_expired
+from rallypoint.audit.actions import fingerprint, purge_expired, record_many
 from rallypoint.audit.models import AuditEntry
 from rallypoint.integrations.actions import create_api_key, record_api_key_use, revoke_api_key, rotate_api_key
 from rallypoint.ops.scheduler import JOBS, ensure_job_rows, run_due_jobs
@@ -98,10 +98,9 @@ def test_the_trail_can_be_filtered(world, signed_in):
 
 def test_entries_past_the_retention_period_are_purged_by_the_worker(world, settings):
     settings.AUDIT_RETENTION_DAYS = 90
-    old = AuditEntry.objects.create(organization=world.org_a, site=world.a.site, action="x", object_type="site",
-                                    object_id="1", at=timezone.now() - timedelta(days=91))
-    recent = AuditEntry.objects.create(organization=world.org_a, site=world.a.site, action="x",
-                                       object_type="site", object_id="1", at=timezone.now() - timedelta(days=89))
+    old, recent = record_many([
+        AuditEntry(organization=world.org_a, site=world.a.site, action="x", object_type="site", object_id="1",
+                   at=timezone.now() - timedelta(days=days)) for days in (91, 89)])
     ensure_job_rows()
     assert run_due_jobs("test-worker", {"personal_data.purge": JOBS["personal_data.purge"]}) == [
         "personal_data.purge"]

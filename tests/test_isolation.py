@@ -81,6 +81,7 @@ ROUTES = {
     "api/v1/app-tokens": "site",
     "people/<int:membership_id>/sessions/end/": "site",
     "audit/": "site",
+    "audit/verify/": "site",
     "api/": "public",
     "api/openapi.json": "public",
     "api/docs": "site",  # the page shows no data of a site, but only to signed-in people

@@ -13,6 +13,7 @@ from django.test.utils import isolate_apps
 from django.utils import timezone, translation
 
 from rallypoint.accounts.models import AppToken, UserSession
+from rallypoint.audit.actions import record_many
 from rallypoint.audit.models import AuditEntry, SecurityEvent
 from rallypoint.ops.scheduler import JOBS, ensure_job_rows, run_due_jobs
 from rallypoint.people import personal_data
@@ -90,9 +91,9 @@ def test_a_model_is_declared_once():
 def test_the_one_purge_job_runs_every_declared_retention(world, signed_in, settings):
     now = timezone.now()
     person = world.a.people[Role.EMPLOYEE]
-    old_entry = AuditEntry.objects.create(organization=world.org_a, site=world.a.site, action="x",
+    [old_entry] = record_many([AuditEntry(organization=world.org_a, site=world.a.site, action="x",
                                           object_type="site", object_id="1",
-                                          at=now - timedelta(days=settings.AUDIT_RETENTION_DAYS + 1))
+                                          at=now - timedelta(days=settings.AUDIT_RETENTION_DAYS + 1))])
     old_event = SecurityEvent.objects.create(kind=SecurityEvent.Kind.SIGN_IN, user=person.user,
                                              at=now - timedelta(days=settings.SECURITY_EVENT_RETENTION_DAYS + 1))
     old_stream = StreamEvent.objects.create(site=world.a.site, seq=10**6, type="x", payload={},
@@ -103,8 +104,8 @@ def test_the_one_purge_job_runs_every_declared_retention(world, signed_in, setti
                                              revoked_at=now - timedelta(days=1))
     signed_in(Role.EMPLOYEE).get("/")
     UserSession.objects.update(expire_date=now - timedelta(minutes=1))
-    kept_entry = AuditEntry.objects.create(organization=world.org_a, site=world.a.site, action="x",
-                                           object_type="site", object_id="2")
+    [kept_entry] = record_many([AuditEntry(organization=world.org_a, site=world.a.site, action="x",
+                                           object_type="site", object_id="2")])
     ensure_job_rows()
     assert run_due_jobs("test-worker", {"personal_data.purge": JOBS["personal_data.purge"]}) == [
         "personal_data.purge"]

@@ -2,7 +2,8 @@
 
 Every action that changes structure or personal data calls :func:`record`
 inside its transaction, so the change and its audit entry land together or
-not at all.
+not at all. Entries are written here only: each is linked into its site's (or
+organisation's) hash chain as it is written (``audit/chain.py``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models import Max
 from django.utils import timezone
 
+from rallypoint.audit import chain
 from rallypoint.audit.models import AuditEntry, SecurityEvent
 from rallypoint.lib.net import client_ip
 from rallypoint.people.models import Membership
@@ -59,7 +62,7 @@ def diff(old: Mapping[str, object], new: Mapping[str, object]) -> dict[str, list
 
 def record(*, actor, organization, site, action: str, object_type: str, object_id: object,
            changes: Mapping[str, list] | None = None, batch: uuid.UUID | None = None) -> AuditEntry:
-    return AuditEntry.objects.create(
+    [entry] = record_many([AuditEntry(
         organization=organization,
         site=site,
         actor=actor if actor is not None and actor.pk else None,
@@ -68,19 +71,34 @@ def record(*, actor, organization, site, action: str, object_type: str, object_i
         object_id=str(object_id),
         changes=dict(changes or {}),
         batch=batch,
-    )
+    )])
+    return entry
 
 
 def record_many(entries: list[AuditEntry]) -> list[AuditEntry]:
-    """Write several prepared, unsaved entries at once (a group of status reports marks many people)."""
-    return AuditEntry.objects.bulk_create(entries)
+    """Write several prepared, unsaved entries at once (a group of status reports marks many people).
+
+    The entries are linked into their chains in the order given; each chain's head is locked until the
+    surrounding transaction ends, so the chain never forks.
+    """
+    if not entries:
+        return []
+    with transaction.atomic(savepoint=False):  # an entry that fails fails its change: no savepoint needed
+        chain.link(entries)
+        return AuditEntry.objects.bulk_create(entries)
 
 
 def purge_expired(now=None) -> int:
-    """Delete audit entries older than the retention period (seed: 3 months)."""
+    """Delete audit entries older than the retention period (seed: 3 months).
+
+    A chain is cut, never holed: an expired entry goes with every entry before it in its chain (entries
+    are numbered as written, and a few carry a slightly earlier time), and the newest deleted entry stays
+    in the chain's head as the anchor that verification starts from.
+    """
     cutoff = (now or timezone.now()) - timedelta(days=settings.AUDIT_RETENTION_DAYS)
-    deleted, _ = AuditEntry.objects.filter(at__lt=cutoff).delete()
-    return deleted
+    expired = (AuditEntry.objects.filter(at__lt=cutoff).order_by().values("organization_id", "site_id")
+               .annotate(last=Max("seq")))
+    return sum(chain.cut(row["organization_id"], row["site_id"], row["last"]) for row in list(expired))
 
 
 def request_ip(request) -> str | None:

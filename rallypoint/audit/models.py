@@ -4,6 +4,12 @@ An entry says who changed which structure or personal data, when (UTC), and
 field-level old → new. Values of personal fields are stored as keyed
 fingerprints, never in clear. Entries belong to a site (or, for org-level
 changes such as a new site or a Super-admin grant, to the organisation only).
+
+The entries of a site, and the organisation-level entries of an organisation,
+each form a hash chain (``audit/chain.py``): an entry's ``hash`` covers its
+content and the ``hash`` of the entry before it, and the chain's head
+(:class:`AuditChain`) holds the newest link and, after a purge, the anchor the
+remaining entries start from.
 """
 
 from __future__ import annotations
@@ -30,13 +36,53 @@ class AuditEntry(models.Model):
     object_id = models.CharField(_("object"), max_length=64)
     changes = models.JSONField(default=dict, blank=True)
     batch = models.UUIDField(null=True, blank=True, db_index=True)
+    # The hash chain (audit/chain.py), written once with the entry. ``actor_ref`` is the actor's id as it
+    # was: the ``actor`` column goes NULL when the user is deleted, and the chain must not break then.
+    actor_ref = models.BigIntegerField(null=True, blank=True, editable=False)
+    seq = models.PositiveBigIntegerField(editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+    hash = models.CharField(max_length=64, editable=False)
 
     class Meta:
         ordering = ["-at", "-pk"]
         indexes = [models.Index(fields=["site", "-at"])]
+        constraints = [
+            # One entry per place in a chain: two writers can never both link to the same predecessor.
+            models.UniqueConstraint(fields=["site", "seq"], condition=models.Q(site__isnull=False),
+                                    name="audit_entry_one_per_site_seq"),
+            models.UniqueConstraint(fields=["organization", "seq"], condition=models.Q(site__isnull=True),
+                                    name="audit_entry_one_per_org_seq"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type} #{self.object_id}"
+
+
+class AuditChain(models.Model):
+    """The head of one hash chain of the audit trail: a site's, or (no site) an organisation's own entries.
+
+    Writers lock this row (``SELECT … FOR UPDATE``; SQLite has one writer anyway) to take the next number,
+    so the chain never forks. ``anchor_*`` is the newest entry a purge deleted: what remains links to it.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    last_seq = models.PositiveBigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, blank=True, default="")
+    anchor_seq = models.PositiveBigIntegerField(default=0)
+    anchor_hash = models.CharField(max_length=64, blank=True, default="")
+    anchor_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["site"], condition=models.Q(site__isnull=False),
+                                    name="audit_chain_one_per_site"),
+            models.UniqueConstraint(fields=["organization"], condition=models.Q(site__isnull=True),
+                                    name="audit_chain_one_per_org"),
+        ]
+
+    def __str__(self) -> str:
+        return f"site {self.site_id}" if self.site_id else f"organisation {self.organization_id}"
 
 
 class SecurityEvent(models.Model):
@@ -87,7 +133,7 @@ class SecurityEvent(models.Model):
 
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
 
-declare(AuditEntry, fields=("changes",), person=("actor",), kept="AUDIT_RETENTION_DAYS",
+declare(AuditEntry, fields=("changes", "actor_ref"), person=("actor",), kept="AUDIT_RETENTION_DAYS",
         why=_("the record of who changed what"), erased=_("deleted after this time"),
         purge="rallypoint.audit.actions.purge_expired")
 declare(SecurityEvent, fields=("client_ip", "detail"), person=("user", "actor"), kept="SECURITY_EVENT_RETENTION_DAYS",

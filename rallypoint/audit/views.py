@@ -1,4 +1,4 @@
-"""Browsing the audit trail: Administrators of the site and Super-admins only."""
+"""Browsing and verifying the audit trail: Administrators of the site and Super-admins only."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 
 from rallypoint.audit import presentation
 from rallypoint.audit.actions import security_events_for_site
+from rallypoint.audit.chain import verify_chain
 from rallypoint.audit.models import AuditEntry, SecurityEvent
 from rallypoint.people.models import Membership
 from rallypoint.tenants.roles import SUPER_ADMIN, Perm
@@ -173,6 +174,20 @@ def audit_list(request):
         "form": form, "page": page, "rows": rows, "query": query.urlencode(), "site_zone": site.time_zone,
         "retention_days": settings.AUDIT_RETENTION_DAYS,
     })
+
+
+@require_GET
+@site_permission_required(Perm.VIEW_AUDIT)
+def verify_trail(request):
+    """Whether this site's audit trail is whole: its hash chain, checked entry by entry (the site's only)."""
+    site = request.site
+    report = verify_chain(site.organization_id, site.pk)
+    broken = None
+    if report.broken_id is not None:
+        broken = AuditEntry.objects.filter(site=site, pk=report.broken_id).values("at", "action").first()
+        if broken:
+            broken["action"] = ACTION_LABELS.get(broken["action"], broken["action"])
+    return render(request, "audit/verify.html", {"report": report, "broken": broken, "site_zone": site.time_zone})
 
 
 class SecurityFilterForm(forms.Form):
