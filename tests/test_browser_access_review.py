@@ -60,3 +60,13 @@ def test_the_review_page_reads_well(browser, server, admin, viewport, locale, he
     screenshot(page, name)
     assert errors == []
     page.context.close()
+
+
+def test_the_audit_trail_verifies_on_its_page(browser, server, admin):
+    page, errors = new_page(browser, server, PHONE, storage_state=admin)
+    page.goto("/audit/")
+    page.get_by_role("link", name="Verify the audit trail").click()
+    expect(page.locator(".notice.success")).to_be_visible()
+    screenshot(page, "audit-verify-phone")
+    assert errors == []
+    page.context.close()
