@@ -45,7 +45,7 @@ roles-doc: $(STAMP)
 	$(BIN)/rallypoint roles_doc
 
 personal-data-doc: $(STAMP)
-	$(BIN)/rallypoint personal_data_doc
+	$(BIN)/rallypoint personal-data-doc
 
 messages: $(STAMP)
 	cd rallypoint && RP_DATA_DIR=$(CURDIR)/data ../$(BIN)/rallypoint makemessages -l de -l en --no-obsolete --no-location && RP_DATA_DIR=$(CURDIR)/data ../$(BIN)/rallypoint compilemessages
