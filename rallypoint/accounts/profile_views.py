@@ -14,12 +14,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
-from rallypoint.accounts import apptokens
 from rallypoint.accounts.forms import validate_phone
-from rallypoint.accounts.models import AppToken, User
-from rallypoint.accounts.sessions import end_sessions
-from rallypoint.audit.actions import record_security_event
-from rallypoint.audit.models import SecurityEvent
+from rallypoint.accounts.models import User
+from rallypoint.accounts.views import password_changed
 from rallypoint.notify.addresses import add_messenger_address, remove_messenger_address, service_of
 from rallypoint.notify.models import MessengerAddress
 from rallypoint.people.actions import update_own_details
@@ -101,9 +98,7 @@ def password_change(request):
         return _page(request, password=form, status=400)
     user = form.save()
     update_session_auth_hash(request, user)  # this session stays, under a new key
-    end_sessions(user, except_key=request.session.session_key)
-    apptokens.revoke(AppToken.objects.filter(user=user), actor=user, request=request)
-    record_security_event(SecurityEvent.Kind.PASSWORD_CHANGED, request=request, user=user, actor=user)
+    password_changed(request, user, actor=user, keep_session_key=request.session.session_key)
     messages.success(request, _("Your password is changed. Your other devices are signed out."))
     return redirect("accounts:profile")
 

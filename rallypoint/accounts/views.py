@@ -123,6 +123,14 @@ class LogoutView(auth_views.LogoutView):
         return forget_on_device(super().post(request, *args, **kwargs))
 
 
+def password_changed(request, user, *, actor=None, keep_session_key: str | None = None) -> None:
+    """After a new password: it is recorded, and every session (but ``keep_session_key``, the one that changed
+    it) and every app token of the person ends: whoever knew the old password is out everywhere."""
+    record_security_event(Kind.PASSWORD_CHANGED, request=request, user=user, actor=actor)
+    end_sessions(user, except_key=keep_session_key)
+    apptokens.revoke(AppToken.objects.filter(user=user), actor=user, request=request)
+
+
 class SetPasswordView(ProofOfWorkMixin, auth_views.PasswordResetConfirmView):
     """The invitation / reset link. The token leaves the URL on first use (Django redirects)."""
 
@@ -139,9 +147,7 @@ class SetPasswordView(ProofOfWorkMixin, auth_views.PasswordResetConfirmView):
         response = super().form_valid(form)
         user = form.user
         record_security_event(Kind.RESET_USED, request=self.request, user=user)
-        record_security_event(Kind.PASSWORD_CHANGED, request=self.request, user=user)
-        end_sessions(user)  # a new password signs out every device
-        apptokens.revoke(AppToken.objects.filter(user=user), actor=user, request=self.request)
+        password_changed(self.request, user)
         messages.success(self.request, _("Your password is set. Sign in with your e-mail and new password."))
         return response
 

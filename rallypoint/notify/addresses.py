@@ -2,7 +2,7 @@
 
 An Apprise URL often carries a token of the messenger's bot or web hook: it is stored encrypted, never
 logged, never shown again in full (the page shows the service and the label), and the audit trail names
-only the label.
+only the service ("tgram").
 """
 
 from __future__ import annotations

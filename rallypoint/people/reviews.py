@@ -51,14 +51,13 @@ def open_review(site: Site, *, actor=None, now=None) -> AccessReview:
                                                                                                   flat=True))
     with transaction.atomic():
         review = AccessReview.objects.create(site=site, opened_at=now, due_at=now + timedelta(days=DAYS_TO_COMPLETE))
-        AccessReviewEntry.objects.bulk_create([
+        entries = AccessReviewEntry.objects.bulk_create([
             AccessReviewEntry(site=site, review=review, membership=m,
                               role=SUPER_ADMIN if m.user_id in super_admins else m.role,
                               second_factor=m.totp or m.passkey, last_sign_in=m.user.last_login)
             for m in _who_signs_in(site)])
         record(actor=actor, organization=site.organization, site=site, action="access_review.opened",
-               object_type="access_review", object_id=review.pk,
-               changes={"entries": [None, review.entries.count()]})
+               object_type="access_review", object_id=review.pk, changes={"entries": [None, len(entries)]})
         _remind(review, now)
     return review
 

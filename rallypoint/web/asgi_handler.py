@@ -11,8 +11,9 @@ per API request, 114 status reports per second over 16 connections.
 :class:`ThreadedASGIHandler` instead reads the request on the event loop, then runs everything
 synchronous (signals, middleware, view, closing the response) in one call on a pool of
 :data:`THREADS` threads, and sends the response from the event loop. Requests run side by side, as
-under a threaded WSGI server: each thread has its own database connection, opened and closed by
-Django's signals as usual. Static files (WhiteNoise streams them) keep Django's own path.
+under a threaded WSGI server: each thread has its own database connection, kept or given back by
+Django's signals as ``CONN_MAX_AGE`` and the pool say (SQLite: kept). Static files (WhiteNoise streams
+them) keep Django's own path.
 """
 
 from __future__ import annotations
