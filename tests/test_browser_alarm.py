@@ -116,8 +116,15 @@ def live_updates(page, panel) -> None:
     alarm_id = int(panel.get_attribute("data-alarm-panel"))
     counts = {"total": 3, "accepted": 2, "declined": 0, "none": 1, "seen": 2,
               "by_group": {}, "by_channel": {"email": {"sent": 3}}}
-    emit(page, "alarm.counts", {"alarm_id": alarm_id, "counts": counts})
-    expect(panel.locator("[data-count=accepted]")).to_have_text("2")  # in place, at once
+    # The handler runs synchronously inside dispatchEvent, so the cell is read in the same script: a real
+    # counts frame from the server (it may come any moment after the accept) cannot overwrite it first.
+    shown = page.evaluate(
+        """([id, counts]) => {
+            document.dispatchEvent(new CustomEvent('rp:alarm.counts',
+                {detail: {type: 'alarm.counts', data: {alarm_id: id, counts: counts}}}));
+            return document.querySelector(`[data-alarm-panel='${id}'] [data-count=accepted]`).textContent;
+        }""", [alarm_id, counts])
+    assert shown == "2"  # in place, at once
     expect(panel.locator("[data-count=accepted]")).to_have_text("1", timeout=10000)  # then the panel itself
     # Someone else updates the alarm: the panel follows without a reload, and the page stays the same page.
     other = page.context.new_page()
