@@ -244,6 +244,9 @@ ENCRYPTION_INDEX_KEY = env_secret("RP_ENCRYPTION_INDEX_KEY")
 if bool(ENCRYPTION_KEYS) != bool(ENCRYPTION_INDEX_KEY):
     raise ConfigError("set both RP_ENCRYPTION_KEYS and RP_ENCRYPTION_INDEX_KEY, or neither")
 KEYRING_FILE = Path(env_str("RP_KEYRING_FILE", str(DATA_DIR / "keyring.json")))
+# Each person's data key (crypto-shredding): a SQLite file of its own, or a postgresql:// URL of a database
+# of its own; never the main database, whose backups must not hold the keys (docs/privacy.md).
+PERSON_KEYSTORE = env_str("RP_PERSON_KEYSTORE", str(DATA_DIR / "person-keys.sqlite3"))
 
 # Alarm delivery. A claimed delivery whose worker died is taken over when its lease runs out.
 REDIS_URL = env_str("RP_REDIS_URL", "")
@@ -269,6 +272,9 @@ PUSH_SERVICE_HOSTS = env_list("RP_PUSH_SERVICE_HOSTS", [
 ])
 
 AUDIT_RETENTION_DAYS = env_int("RP_AUDIT_RETENTION_DAYS", 90, minimum=1)
+# A forgotten person's documented actions (answers, status reports) show as "deleted person #N" this long,
+# then go.
+FORGOTTEN_DAYS = env_int("RP_FORGOTTEN_DAYS", 90, minimum=1, maximum=366)
 #: Every this many days each site gets an access review (who may sign in, with which role).
 ACCESS_REVIEW_DAYS = env_int("RP_ACCESS_REVIEW_DAYS", 90, minimum=7, maximum=366)
 SECURITY_EVENT_RETENTION_DAYS = env_int("RP_SECURITY_EVENT_RETENTION_DAYS", 90, minimum=1)

@@ -444,3 +444,34 @@ def test_the_blind_index_separates_purpose_from_value() -> None:
 
 def test_the_module_exports_its_public_api() -> None:
     assert set(crypto.__all__) <= set(dir(crypto))
+
+
+def test_a_persons_token_opens_only_with_their_key_in_its_place():
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from rallypoint.lib.crypto import (
+        decrypt_for_person,
+        encrypt_for_person,
+        handle_of,
+        new_data_key,
+        unwrap_data_key,
+        wrap_data_key,
+    )
+
+    ring = KeyRing([("k1", bytes(range(32)))], bytes(range(1, 33)))
+    handle, other = "a" * 32, "b" * 32
+    key = new_data_key()
+    place = aad_for(1, "tenants_membership", "full_name", "r1")
+    token = encrypt_for_person(AESGCM(key), handle, "Erika", place)
+    assert token.startswith(f"p1.{handle}.") and handle_of(token) == handle
+    assert decrypt_for_person(AESGCM(key), token, place) == "Erika"
+    with pytest.raises(DecryptionError):
+        decrypt_for_person(AESGCM(new_data_key()), token, place)  # another person's key
+    with pytest.raises(DecryptionError):
+        decrypt_for_person(AESGCM(key), token, aad_for(1, "tenants_membership", "phone", "r1"))  # another place
+    with pytest.raises(DecryptionError):
+        decrypt_for_person(AESGCM(key), token.replace(handle, other), place)  # the header is authenticated
+    wrapped = wrap_data_key(ring, handle, key)
+    assert unwrap_data_key(ring, handle, wrapped) == key
+    with pytest.raises(DecryptionError):
+        unwrap_data_key(ring, other, wrapped)  # a wrapped key moved to another handle

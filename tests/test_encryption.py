@@ -120,20 +120,27 @@ def use_a_copy_of_the_key_file(settings, tmp_path) -> None:
 
 def test_rotating_keys_re_encrypts_everything_and_the_old_key_can_go(world, settings, tmp_path):
     use_a_copy_of_the_key_file(settings, tmp_path)
+    event = SecurityEvent.objects.create(kind=SecurityEvent.Kind.SIGN_IN, client_ip="192.0.2.7")  # under the ring
     # Start from data written under the file's first key.
     call_command("rotate_keys", stdout=open("/dev/null", "w"))  # noqa: SIM115
     names = {m.pk: m.full_name for m in Membership.objects.all()}
+    handles = list(Membership.objects.values_list("data_key", flat=True))
+    person_tokens = [_raw("tenants_membership", "full_name", pk) for pk in names]
     call_command("rotate_keys", "--add-key", stdout=open("/dev/null", "w"))  # noqa: SIM115
     newest = encryption.ring().newest_id
     assert newest == "k2"
-    tokens = [_raw("tenants_membership", "full_name", pk) for pk in names]
-    assert {key_id_of(t) for t in tokens} == {"k2"}
-    # Drop the old key from the file: everything still reads.
+    # A person's values stay under their data key; the data keys are wrapped under the new ring key.
+    assert [_raw("tenants_membership", "full_name", pk) for pk in names] == person_tokens
+    assert {key_id_of(w) for w in encryption.store().get_many(handles).values()} == {"k2"}
+    assert key_id_of(_raw("audit_securityevent", "client_ip", event.pk)) == "k2"
+    # Drop the old key from the file: everything still reads, data keys unwrapped afresh.
     data = json.loads(settings.KEYRING_FILE.read_text())
     data["keys"] = [k for k in data["keys"] if k[0] == "k2"]
     settings.KEYRING_FILE.write_text(json.dumps(data))
     encryption.ring(reload=True)
+    encryption._cipher_cache.clear()
     assert {m.pk: m.full_name for m in Membership.objects.all()} == names
+    assert SecurityEvent.objects.get(pk=event.pk).client_ip == "192.0.2.7"
     assert User.objects.by_email(world.a.people[Role.LEAD].user.email).exists()
 
 
@@ -144,6 +151,7 @@ def test_a_process_picks_up_a_key_added_elsewhere(world, settings, tmp_path):
     call_command("rotate_keys", "--add-key", stdout=open("/dev/null", "w"))  # noqa: SIM115
     with encryption._lock:
         encryption._ring = stale  # this process has not noticed the new key yet
+    encryption._cipher_cache.clear()  # nor unwrapped a data key since
     assert Membership.objects.get(pk=world.a.people[Role.ADMIN].pk).full_name == "NameAaadminzq"
     assert encryption.ring().newest_id == "k2"
 

@@ -58,6 +58,7 @@ ROUTES = {
     "accounts/set-password/<uidb64>/<token>/": "public",
     "accounts/profile/": "site",
     "accounts/profile/password/": "site",
+    "accounts/profile/delete/": "site",
     "accounts/profile/messenger/": "site",
     "accounts/profile/messenger/<int:address_id>/remove/": "site",
     "accounts/password-reset/": "public",

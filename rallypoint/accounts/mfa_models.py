@@ -28,7 +28,7 @@ class TotpDevice(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp_devices")
     row_key = models.CharField(max_length=32, default=new_row_key, editable=False)
     # Base32, as the authenticator app gets it; a credential, so encrypted at rest like personal data.
-    secret = EncryptedTextField()
+    secret = EncryptedTextField(owner="user")
     confirmed = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_step = models.BigIntegerField(default=0)
@@ -85,9 +85,12 @@ class OrganizationSecurity(models.Model):
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
 
 declare(TotpDevice, fields=("secret",), person=("user",), why=_("as long as the person keeps this second factor"),
-        erased=_("deleted when the person removes it, and with the account"))
+        erased=_("deleted when the person removes it, and with the account"),
+        forget="delete")
 declare(Passkey, fields=("credential_id", "public_key", "name"), person=("user",),
         why=_("as long as the person keeps this passkey"),
-        erased=_("deleted when the person removes it, and with the account"))
+        erased=_("deleted when the person removes it, and with the account"),
+        forget="delete")
 declare(RecoveryCode, fields=("code_hash",), person=("user",), why=_("as long as the person keeps a second factor"),
-        erased=_("deleted when used or renewed, and with the account"))
+        erased=_("deleted when used or renewed, and with the account"),
+        forget="delete")

@@ -47,7 +47,9 @@ class UserManager(BaseUserManager):
 
 class User(AbstractBaseUser):
     row_key = models.CharField(max_length=32, default=new_row_key, editable=False)
-    email = EncryptedTextField(_("e-mail"))
+    #: The handle of this account's data key in the key store (crypto-shredding; see tenants.encryption).
+    data_key = models.CharField(max_length=32, default=new_row_key, editable=False)
+    email = EncryptedTextField(_("e-mail"), owner="self")
     email_index = models.CharField(max_length=64, unique=True, editable=False)
     language = models.CharField(
         _("language"), max_length=8, blank=True, choices=[("", _("Browser setting")), ("de", "Deutsch"),
@@ -157,10 +159,12 @@ declare(User, fields=("email", "email_index", "password", "last_login"),
         erased=_("deleted with the account; deactivated people keep theirs until they are deleted"))
 declare(UserSession, fields=("session_data",), person=("user",), kept="SESSION_MAX_AGE_HOURS", unit="hours",
         why=_("a sign-in lasts at most this long (and ends earlier when idle)"),
-        erased=_("deleted once expired"), purge="rallypoint.accounts.sessions.purge_expired")
+        erased=_("deleted once expired"), purge="rallypoint.accounts.sessions.purge_expired",
+        forget="delete")
 declare(AppToken, fields=("name",), person=("user",), kept="APP_TOKEN_IDLE_DAYS",
         why=_("a device's sign-in ends when unused this long"),
         erased=_("deleted when revoked or unused this long, and with the account"),
-        purge="rallypoint.accounts.apptokens.purge_unused")
+        purge="rallypoint.accounts.apptokens.purge_unused",
+        forget="delete")
 declare(SignInThrottle, fields=("key",), why=_("a keyed hash of an address and an e-mail, until its wait is over"),
         erased=_("deleted when stale (after a day at most)"), purge="rallypoint.accounts.throttle.purge_stale")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import ValidationError
@@ -16,10 +17,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from rallypoint.accounts.forms import validate_phone
 from rallypoint.accounts.models import User
+from rallypoint.accounts.sessions import forget_on_device
 from rallypoint.accounts.views import password_changed
+from rallypoint.audit.actions import record_security_event
+from rallypoint.audit.models import SecurityEvent
 from rallypoint.notify.addresses import add_messenger_address, remove_messenger_address, service_of
 from rallypoint.notify.models import MessengerAddress
 from rallypoint.people.actions import update_own_details
+from rallypoint.people.forget import forget_account
 from rallypoint.web.forms import add_validation_errors
 
 
@@ -130,3 +135,44 @@ def messenger_remove(request, address_id: int):
     remove_messenger_address(actor=request.user, address=address)
     messages.success(request, _("Messenger address removed."))
     return redirect("accounts:profile")
+
+
+class DeleteAccountForm(forms.Form):
+    """Re-authentication and a confirmation: deleting oneself cannot be undone."""
+
+    password = forms.CharField(label=gettext_lazy("Your password"), strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    confirm = forms.BooleanField(label=gettext_lazy("I understand that my data is deleted for good and that I can "
+                                                    "no longer sign in."))
+
+    def __init__(self, user, *args, **kwargs):
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise ValidationError(_("That is not your password."), code="wrong_password")
+        return password
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete_account(request):
+    """A person deletes their own data (GDPR Art. 17): after their password and a confirmation, every site
+    forgets them (people.forget) and the browser is told to keep nothing."""
+    user = request.user
+    if user.is_support:
+        raise Http404  # the operator's support account is removed by the customer, not by itself
+    form = DeleteAccountForm(user, request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            forget_account(user=user, why="own wish")
+            logout(request)
+            return forget_on_device(render(request, "accounts/deleted.html"))
+        if form.has_error("password", "wrong_password"):
+            record_security_event(SecurityEvent.Kind.SIGN_IN_FAILED, request=request, user=user)
+    sites = [m.site for m in user.memberships.select_related("site")]
+    return render(request, "accounts/delete_account.html", {"form": form, "sites": sites,
+                                                          "forgotten_days": settings.FORGOTTEN_DAYS},
+                  status=400 if request.method == "POST" else 200)

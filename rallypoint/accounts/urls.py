@@ -9,6 +9,7 @@ urlpatterns = [
     path("password-reset/", views.reset_request, name="reset_request"),
     path("set-password/<uidb64>/<token>/", views.SetPasswordView.as_view(), name="set_password"),
     path("profile/", profile_views.profile, name="profile"),
+    path("profile/delete/", profile_views.delete_account, name="delete_account"),
     path("profile/password/", profile_views.password_change, name="password_change"),
     path("profile/messenger/", profile_views.messenger_add, name="messenger_add"),
     path("profile/messenger/<int:address_id>/remove/", profile_views.messenger_remove, name="messenger_remove"),

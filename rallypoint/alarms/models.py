@@ -303,11 +303,15 @@ class AlarmRecipient(models.Model):
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
 
 declare(Level, person=("recipient_people",), why=_("as long as the scenario names the person"),
-        erased=_("the person is taken out of the scenario when they are deleted"))
+        erased=_("the person is taken out of the scenario when they are deleted"),
+        forget="delete")
 declare(Alarm, fields=("location_text", "note", "end_reason", "latitude", "longitude"), person=("triggered_by",),
         why=_("the record of the incident; alarms are not yet deleted automatically"),
-        erased=_("who raised it is removed with the person; the alarm stays"))
+        erased=_("who raised it is removed with the person; the alarm stays"),
+        forget="keep")
 declare(AlarmEvent, fields=("data",), person=("actor",), why=_("the incident's timeline, kept with the alarm"),
-        erased=_("who acted is removed with the person; the event stays"))
+        erased=_("who acted is removed with the person; the event stays"),
+        forget="keep")
 declare(AlarmRecipient, person=("membership",), why=_("who was alerted and how they answered, kept with the alarm"),
-        erased=_("deleted with the person"))
+        erased=_("deleted with the person"),
+        forget="keep", purge="rallypoint.people.forget.purge_forgotten")

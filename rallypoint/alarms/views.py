@@ -517,7 +517,7 @@ def _event_text(event: AlarmEvent) -> str:
 def _timeline(alarm: Alarm, names: bool) -> list[dict]:
     rows = []
     for event in alarm.events.select_related("actor").order_by("at", "pk"):
-        actor = event.actor.full_name if names and event.actor else ""
+        actor = event.actor.display_name if names and event.actor else ""
         rows.append({"at": event.at, "kind": event.kind, "label": event.get_kind_display(), "actor": actor,
                      "text": _event_text(event)})
     return rows
@@ -532,7 +532,7 @@ def _waiting(alarm: Alarm) -> list[dict]:
     users = {r.membership.user_id for r in rows}
     online = set(UserSession.objects.filter(user_id__in=users, expire_date__gt=timezone.now())
                  .values_list("user_id", flat=True))
-    people = [{"name": r.membership.full_name, "online": r.membership.user_id in online} for r in rows]
+    people = [{"name": r.membership.display_name, "online": r.membership.user_id in online} for r in rows]
     return sorted(people, key=lambda p: p["name"].casefold())
 
 

@@ -135,7 +135,9 @@ class SecurityEvent(models.Model):
 
 declare(AuditEntry, fields=("changes", "actor_ref"), person=("actor",), kept="AUDIT_RETENTION_DAYS",
         why=_("the record of who changed what"), erased=_("deleted after this time"),
-        purge="rallypoint.audit.actions.purge_expired")
+        purge="rallypoint.audit.actions.purge_expired",
+        forget="keep")
 declare(SecurityEvent, fields=("client_ip", "detail"), person=("user", "actor"), kept="SECURITY_EVENT_RETENTION_DAYS",
         why=_("sign-ins and other security events, to detect misuse"), erased=_("deleted after this time"),
-        purge="rallypoint.audit.actions.purge_expired_security_events")
+        purge="rallypoint.audit.actions.purge_expired_security_events",
+        forget="keep")

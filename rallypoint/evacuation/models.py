@@ -246,7 +246,7 @@ class StatusReport(models.Model):
     assembly_point = models.ForeignKey(AssemblyPoint, null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="+")
     zone = models.ForeignKey(Zone, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    note = EncryptedTextField(_("note"), blank=True)
+    note = EncryptedTextField(_("note"), blank=True, owner="membership")
     reported_by = models.ForeignKey(Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     via = models.CharField(max_length=10, choices=Source.choices, default=Source.APP)
     at = models.DateTimeField()
@@ -323,13 +323,18 @@ class ZoneReport(models.Model):
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
 
 declare(ZoneDuty, person=("membership",), why=_("as long as the person has this duty"),
-        erased=_("deleted when the duty ends, and with the person"))
+        erased=_("deleted when the duty ends, and with the person"),
+        forget="delete")
 declare(Presence, person=("membership",), kept="PRESENCE_HISTORY_DAYS",
         why=_("who is on site, for an evacuation; shown only during an alarm"), erased=_("deleted after this time"),
-        purge="rallypoint.evacuation.presence.purge_expired")
+        purge="rallypoint.evacuation.presence.purge_expired",
+        forget="delete")
 declare(StatusReport, fields=("note",), person=("membership", "reported_by"),
-        why=_("who reported whom safe, kept with the alarm"), erased=_("deleted with the person"))
+        why=_("who reported whom safe, kept with the alarm"), erased=_("deleted with the person"),
+        forget="keep", purge="rallypoint.people.forget.purge_forgotten")
 declare(PersonState, person=("membership",), why=_("a person's last status in an alarm, kept with the alarm"),
-        erased=_("deleted with the person"))
+        erased=_("deleted with the person"),
+        forget="keep", purge="rallypoint.people.forget.purge_forgotten")
 declare(ZoneReport, fields=("where",), person=("reported_by",), why=_("a zone's report, kept with the alarm"),
-        erased=_("who reported it is removed with the person; the report stays"))
+        erased=_("who reported it is removed with the person; the report stays"),
+        forget="keep")

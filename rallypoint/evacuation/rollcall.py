@@ -171,9 +171,13 @@ def _of_people(rows, field: str, wanted: set[int]):
 def names(site_id: int, membership_ids) -> dict[int, str]:
     """``{membership id: name}``, decrypted straight from the rows (no model instance per person)."""
     wanted = set(membership_ids)
-    rows = _of_people(Membership.objects.filter(site_id=site_id), "pk", wanted).values_list(
+    rows = _of_people(Membership.records.filter(site_id=site_id), "pk", wanted).values_list(
         "pk", "site_id", "row_key", "full_name")
-    return decrypt_values(Membership, "full_name", (row for row in rows if row[0] in wanted))
+    found = decrypt_values(Membership, "full_name", (row for row in rows if row[0] in wanted))
+    blank = [pk for pk, name in found.items() if not name]  # only a forgotten person has no name
+    for person in Membership.records.filter(pk__in=blank).only("pk", "kind"):
+        found[person.pk] = person.display_name
+    return found
 
 
 def missing(alarm: Alarm) -> list[Missing]:

@@ -47,4 +47,5 @@ class ApiKey(models.Model):
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
 
 declare(ApiKey, person=("created_by",), why=_("as long as the key exists"),
-        erased=_("who created it is removed with the person; the key stays"))
+        erased=_("who created it is removed with the person; the key stays"),
+        forget="keep")

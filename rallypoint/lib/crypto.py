@@ -198,6 +198,11 @@ def _parse_token(token: object) -> tuple[str, bytes]:
         raise DecryptionError("malformed token: unsupported version")
     if not _KEY_ID.fullmatch(key_id):
         raise DecryptionError("malformed token: invalid key id")
+    return key_id, _payload(payload)
+
+
+def _payload(payload: str) -> bytes:
+    """``nonce | ciphertext | tag`` from a token's last part; strict and canonical."""
     if not _B64URL.fullmatch(payload):
         raise DecryptionError("malformed token: payload is not base64url")
     try:
@@ -208,7 +213,7 @@ def _parse_token(token: object) -> tuple[str, bytes]:
         raise DecryptionError("malformed token: payload is not canonical base64url")
     if len(data) < NONCE_BYTES + TAG_BYTES:
         raise DecryptionError("malformed token: payload too short")
-    return key_id, data
+    return data
 
 
 def _associated_data(key_id: str, aad: str) -> bytes:
@@ -236,8 +241,12 @@ def decrypt(ring: KeyRing, token: str, aad: str) -> str:
         raise DecryptionError(f"unknown key id {key_id!r}")
     if not isinstance(aad, str):
         raise TypeError("aad must be str")
+    return _open(cipher, data, _associated_data(key_id, aad))
+
+
+def _open(cipher: AESGCM, data: bytes, associated: bytes) -> str:
     try:
-        plain = cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], _associated_data(key_id, aad))
+        plain = cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], associated)
     except InvalidTag:
         raise DecryptionError("authentication failed: wrong key, wrong AAD or tampered token") from None
     try:
@@ -415,3 +424,71 @@ def add_key(path: Path) -> str:
             raise
         _fsync_dir(path.parent)
     return new_id
+
+
+# --- per-person data keys (crypto-shredding) ------------------------------------------------------------
+# A person's personal fields are encrypted under a data key of their own: ``p1.<handle>.<payload>``, where
+# ``handle`` names the key (32 hex digits, random, not personal) and ``payload`` is, as in ``v1``, the
+# nonce, ciphertext and tag, authenticated with the header and the value's place (aad_for). The data key
+# itself is stored elsewhere (see rallypoint.tenants.keystore), wrapped: encrypted under the key ring with
+# the associated data ``person-key:<handle>``. Destroying the wrapped key makes every value under it
+# unreadable, in the live database and in every copy of it.
+
+PERSON_VERSION = "p1"
+_HANDLE = re.compile(r"[0-9a-f]{32}")
+
+
+def new_data_key() -> bytes:
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def check_handle(handle: object) -> str:
+    if not isinstance(handle, str) or not _HANDLE.fullmatch(handle):
+        raise ValueError("a data key's handle is 32 lowercase hex digits")
+    return handle
+
+
+def wrap_data_key(ring: KeyRing, handle: str, key: bytes) -> str:
+    """The data key encrypted under the ring's newest key, bound to its handle."""
+    _check_key_bytes(key, "data key")
+    return encrypt(ring, _b64url(key), f"person-key:{check_handle(handle)}")
+
+
+def unwrap_data_key(ring: KeyRing, handle: str, wrapped: str) -> bytes:
+    text = decrypt(ring, wrapped, f"person-key:{check_handle(handle)}")
+    try:
+        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise DecryptionError("a wrapped data key is malformed") from None
+    if len(key) != KEY_BYTES:
+        raise DecryptionError("a wrapped data key is malformed")
+    return key
+
+
+def is_person_token(token: object) -> bool:
+    return isinstance(token, str) and token.startswith(PERSON_VERSION + ".")
+
+
+def handle_of(token: str) -> str:
+    """The handle of the data key a ``p1`` token was made with; :class:`DecryptionError` if malformed."""
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3 or parts[0] != PERSON_VERSION or not _HANDLE.fullmatch(parts[1]):
+        raise DecryptionError("malformed token: expected 'p1.<handle>.<payload>'")
+    return parts[1]
+
+
+def encrypt_for_person(cipher: AESGCM, handle: str, plaintext: str, aad: str) -> str:
+    """Encrypt under a person's data key (an ``AESGCM`` of it), bound to ``aad`` and the handle."""
+    if not isinstance(plaintext, str) or not isinstance(aad, str):
+        raise TypeError("plaintext and aad must be str")
+    if not aad:
+        raise ValueError("aad must not be empty: bind the value to its place with aad_for()")
+    header = f"{PERSON_VERSION}.{check_handle(handle)}."
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    sealed = cipher.encrypt(nonce, plaintext.encode("utf-8"), (header + aad).encode())
+    return header + _b64url(nonce + sealed)
+
+
+def decrypt_for_person(cipher: AESGCM, token: str, aad: str) -> str:
+    handle = handle_of(token)
+    return _open(cipher, _payload(token.split(".")[2]), f"{PERSON_VERSION}.{handle}.{aad}".encode())

@@ -138,11 +138,11 @@ class PushSubscription(models.Model):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
     membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="push_subscriptions")
     row_key = models.CharField(max_length=32, default=new_row_key, editable=False)
-    endpoint = EncryptedTextField()
+    endpoint = EncryptedTextField(owner="membership")
     #: SHA-256 of the endpoint, so that a browser that subscribes again replaces its row.
     endpoint_hash = models.CharField(max_length=64)
-    p256dh = EncryptedTextField()
-    auth = EncryptedTextField()
+    p256dh = EncryptedTextField(owner="membership")
+    auth = EncryptedTextField(owner="membership")
     label = models.CharField(_("device"), max_length=120, blank=True)
     #: The handle of the session that subscribed: signing out of that session ends the subscription.
     session_handle = models.CharField(max_length=32, blank=True, default="")
@@ -164,7 +164,7 @@ class MessengerAddress(models.Model):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
     membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="messenger_addresses")
     row_key = models.CharField(max_length=32, default=new_row_key, editable=False)
-    url = EncryptedTextField(_("Apprise URL"))
+    url = EncryptedTextField(_("Apprise URL"), owner="membership")
     label = models.CharField(_("label"), max_length=120, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -177,11 +177,14 @@ class MessengerAddress(models.Model):
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
 
 declare(Delivery, person=("recipient", "membership", "user"), why=_("a message to a person, kept with its alarm"),
-        erased=_("deleted with the person"))
+        erased=_("deleted with the person"),
+        forget="keep")
 declare(DeliveryAttempt, fields=("error",), why=_("each try to send a message, kept with it"),
         erased=_("deleted with the message"))
 declare(PushSubscription, fields=("endpoint", "endpoint_hash", "p256dh", "auth", "label"), person=("membership",),
         why=_("as long as the device receives notifications"),
-        erased=_("deleted when turned off, at sign-out, when the push service drops it, and with the person"))
+        erased=_("deleted when turned off, at sign-out, when the push service drops it, and with the person"),
+        forget="delete")
 declare(MessengerAddress, fields=("url", "label"), person=("membership",), why=_("as long as the person keeps it"),
-        erased=_("deleted when removed, and with the person"))
+        erased=_("deleted when removed, and with the person"),
+        forget="delete")

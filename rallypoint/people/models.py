@@ -52,6 +52,15 @@ class MembershipQuerySet(SiteScopedQuerySet):
         return sorted(self, key=lambda m: (m.full_name.casefold(), m.pk))
 
 
+class _NotForgottenManager(models.Manager.from_queryset(MembershipQuerySet)):
+    """Everyone but forgotten people: a forgotten person is listed, counted and alerted nowhere. Their
+    documented actions still reach the row through their foreign keys (Django follows those with the base
+    manager), and show as "deleted person #N"."""
+
+    def get_queryset(self):
+        return super().get_queryset().exclude(kind=Membership.Kind.FORGOTTEN)
+
+
 class Membership(models.Model):
     """A person at a site: their role and their personal data as this site knows it.
 
@@ -64,27 +73,36 @@ class Membership(models.Model):
         MEMBER = "member", _("Signs in")
         LISTED = "listed", _("Listed without sign-in")
         VISITOR = "visitor", _("Visitor")
+        #: Deleted at their own wish or by an administrator: nothing personal is left, only the row that the
+        #: alarms' records point to, until it goes too (``RP_FORGOTTEN_DAYS`` later).
+        FORGOTTEN = "forgotten", _("Deleted")
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="memberships")
-    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.MEMBER)
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices, default=Kind.MEMBER)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
                              related_name="memberships")
     row_key = models.CharField(max_length=32, default=new_row_key, editable=False)
-    full_name = EncryptedTextField(_("name"))
+    #: The handle of this person's data key in the key store (crypto-shredding; see tenants.encryption).
+    data_key = models.CharField(max_length=32, default=new_row_key, editable=False)
+    full_name = EncryptedTextField(_("name"), owner="self")
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.EMPLOYEE)
-    phone = EncryptedTextField(_("phone"), blank=True)
-    department = EncryptedTextField(_("department"), blank=True)
+    phone = EncryptedTextField(_("phone"), blank=True, owner="self")
+    department = EncryptedTextField(_("department"), blank=True, owner="self")
     is_active = models.BooleanField(_("active"), default=True)
     #: Visitors and contractors: their company.
-    company = EncryptedTextField(_("company"), blank=True)
+    company = EncryptedTextField(_("company"), blank=True, owner="self")
     #: Visitors: the person they visit.
     host = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                              verbose_name=_("host"))
     #: Visitors: when they are signed out (the end of the day of their visit).
     expires_at = models.DateTimeField(_("until"), null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    #: When the person was forgotten (see people.forget).
+    forgotten_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    objects = MembershipQuerySet.as_manager()
+    objects = _NotForgottenManager()
+    #: Every row, forgotten people's too: for the purge and for the records.
+    records = MembershipQuerySet.as_manager()
 
     class Meta:
         db_table = "tenants_membership"
@@ -97,6 +115,13 @@ class Membership(models.Model):
 
     def __str__(self) -> str:  # no personal data: used in places that may be logged
         return f"Membership #{self.pk}"
+
+    @property
+    def display_name(self) -> str:
+        """The name, or "Deleted person #N" for a person who was forgotten."""
+        if self.kind == self.Kind.FORGOTTEN:
+            return _("Deleted person #%(number)s") % {"number": self.pk}
+        return self.full_name
 
     @property
     def email(self) -> str:
@@ -196,10 +221,14 @@ class AccessReviewEntry(models.Model):
 declare(Membership, fields=("full_name", "phone", "department", "company"), person=("user", "host"),
         why=_("as long as the person belongs to the site; visitors until the day after their visit"),
         erased=_("deleted with the person; a visitor the day after the visit unless an alarm's record names them"),
-        purge="rallypoint.evacuation.presence.purge_expired")
+        purge="rallypoint.evacuation.presence.purge_expired",
+        forget={"user": "keep", "host": "detach"})
 declare(Group, person=("members", "leaders"),
-        why=_("as long as the group exists"), erased=_("a person leaves every group when they are deleted"))
+        why=_("as long as the group exists"), erased=_("a person leaves every group when they are deleted"),
+        forget="delete")
 declare(AccessReview, person=("completed_by",), why=_("the record that access was reviewed"),
-        erased=_("who completed it is removed with the person; the review stays"))
+        erased=_("who completed it is removed with the person; the review stays"),
+        forget="keep")
 declare(AccessReviewEntry, fields=("last_sign_in",), person=("membership", "decided_by"),
-        why=_("a person's access as reviewed, kept with the review"), erased=_("deleted with the person"))
+        why=_("a person's access as reviewed, kept with the review"), erased=_("deleted with the person"),
+        forget="keep")

@@ -10,7 +10,12 @@ Each model that holds personal data declares it right beside the model, with :fu
   site's structure); ``why`` says why, in words;
 - ``purge``: the dotted path of ``purge(now) -> int`` that deletes or anonymises what is past its time;
 - ``erased``: how a row goes when its person is forgotten or its time is up, in words for the Art. 32 report
-  and docs/privacy.md.
+  and docs/privacy.md;
+- ``forget``: what "forget this person" (:mod:`rallypoint.people.forget`) does to the rows that ``person``
+  ties to them, one word for all references or one per reference: ``"delete"`` (the person's own things: a
+  device, a messenger address, a duty; a membership in a group), ``"detach"`` (the reference is set empty:
+  a visitor's host), or ``"keep"`` (a documented action: an answer, a status report, an audit entry; it
+  shows as "deleted person #N" until the person's last row goes, ``RP_FORGOTTEN_DAYS`` later).
 
 The scheduled job ``personal_data.purge`` runs every declared purge (:func:`purge_all`), each once.
 ``tests/test_personal_data.py`` fails when a model holds a personal field or refers to a person and is not
@@ -47,6 +52,10 @@ class Declaration:
     why: Promise | str
     erased: Promise | str
     purge: str | None
+    forget: tuple[tuple[str, str], ...] = ()
+
+    def forget_op(self, ref: str) -> str:
+        return dict(self.forget)[ref]
 
     @property
     def label(self) -> str:
@@ -61,16 +70,25 @@ class Declaration:
 _registry: dict[type, Declaration] = {}
 
 
+FORGET_OPS = ("delete", "detach", "keep")
+
+
 def declare(model: type, *, fields: tuple[str, ...] = (), person: tuple[str, ...] = (), kept: str | None = None,
-            unit: str = "days", why: Promise | str, erased: Promise | str, purge: str | None = None) -> None:
+            unit: str = "days", why: Promise | str, erased: Promise | str, purge: str | None = None,
+            forget: str | dict[str, str] | None = None) -> None:
     """Declare what ``model`` holds about people (see the module's description)."""
+    ops = {ref: forget for ref in person} if isinstance(forget, str) else dict(forget or {})
+    if set(ops) != set(person) or not set(ops.values()) <= set(FORGET_OPS):
+        raise ValueError(f"{model._meta.label}: say for each of {person} what forgetting the person does "
+                         f"(one of {FORGET_OPS})")
     if model in _registry:
         raise ValueError(f"{model._meta.label} is declared twice")
     if kept is not None and not hasattr(settings, kept):
         raise ValueError(f"{model._meta.label}: there is no setting {kept}")
     if unit not in ("days", "hours"):
         raise ValueError(f"{model._meta.label}: retention counts days or hours, not {unit}")
-    _registry[model] = Declaration(model, tuple(fields), tuple(person), kept, unit, why, erased, purge)
+    _registry[model] = Declaration(model, tuple(fields), tuple(person), kept, unit, why, erased, purge,
+                                   tuple(ops.items()))
 
 
 def declarations() -> list[Declaration]:
@@ -109,6 +127,10 @@ def _kept_words(declared: Declaration) -> str:
     return f"{words % {'n': amount}} (`{declared.kept}`)"
 
 
+def _forget_words(declared: Declaration) -> str:
+    return ", ".join(f"`{ref}`: {op}" for ref, op in declared.forget) or "–"
+
+
 def render_markdown() -> str:
     """docs/personal-data.md: every declaration as a table row, in the active language."""
     lines = [
@@ -119,12 +141,16 @@ def render_markdown() -> str:
         "personal data is not declared. Retention settings are shown with this installation's defaults; the",
         "job `personal_data.purge` applies them every 15 minutes.",
         "",
-        "| Table | Personal fields | Tied to a person by | Kept | Why | How it goes |",
-        "|---|---|---|---|---|---|",
+        "\"Forgotten\" says what deleting a person (at their own wish, or by an administrator after a second one",
+        "approved) does to each reference: *delete* the row, *detach* the reference, or *keep* the row as a",
+        "documented action of \"deleted person #N\" until the person's last row goes (`RP_FORGOTTEN_DAYS`).",
+        "",
+        "| Table | Personal fields | Tied to a person by | Kept | Why | How it goes | Forgotten |",
+        "|---|---|---|---|---|---|---|",
     ]
     for declared in declarations():
         fields = ", ".join(f"`{f}`" for f in declared.fields) or "–"
         person = ", ".join(f"`{f}`" for f in declared.person) or "–"
         lines.append(f"| `{declared.model._meta.db_table}` | {fields} | {person} | {_kept_words(declared)} | "
-                     f"{declared.why} | {declared.erased} |")
+                     f"{declared.why} | {declared.erased} | {_forget_words(declared)} |")
     return "\n".join(lines) + "\n"

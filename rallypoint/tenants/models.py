@@ -70,4 +70,5 @@ class SuperAdmin(models.Model):
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
 
 declare(SuperAdmin, person=("user",), why=_("as long as the person is Super-admin"),
-        erased=_("deleted when revoked, and with the account"))
+        erased=_("deleted when revoked, and with the account"),
+        forget="delete")

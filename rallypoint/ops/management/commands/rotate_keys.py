@@ -3,11 +3,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from rallypoint.lib.crypto import add_key
-from rallypoint.tenants.encryption import encrypted_fields, reencrypt_model, ring
+from rallypoint.tenants.encryption import encrypted_fields, reencrypt_model, rewrap_data_keys, ring
 
 
 class Command(BaseCommand):
-    help = ("Re-encrypt all personal data under the newest key of the key ring, while the service runs. "
+    help = ("Re-encrypt all personal data under the newest key of the key ring (each person's data key is "
+            "wrapped under it again; values from before data keys move under their person's key), while the "
+            "service runs. "
             "With --add-key, first add a new key to the key file.")
 
     def add_arguments(self, parser):
@@ -28,6 +30,8 @@ class Command(BaseCommand):
                 changed = reencrypt_model(model)
                 total += changed
                 self.stdout.write(f"  {model._meta.label}: {changed} rows re-encrypted")
+        wrapped = rewrap_data_keys()
+        self.stdout.write(f"  people's data keys: {wrapped} wrapped under {keyring.newest_id}")
         self.stdout.write(f"Done: {total} rows. Running processes pick up a changed key file within seconds; "
                           "run rotate-keys once more after a minute, and when it changes 0 rows, older keys "
                           "can be removed from the ring.")
