@@ -275,6 +275,8 @@ AUDIT_RETENTION_DAYS = env_int("RP_AUDIT_RETENTION_DAYS", 90, minimum=1)
 # A forgotten person's documented actions (answers, status reports) show as "deleted person #N" this long,
 # then go.
 FORGOTTEN_DAYS = env_int("RP_FORGOTTEN_DAYS", 90, minimum=1, maximum=366)
+# A four-eyes request waits this long for a second administrator, then expires.
+APPROVAL_HOURS = env_int("RP_APPROVAL_HOURS", 24, minimum=1, maximum=168)
 #: Every this many days each site gets an access review (who may sign in, with which role).
 ACCESS_REVIEW_DAYS = env_int("RP_ACCESS_REVIEW_DAYS", 90, minimum=7, maximum=366)
 SECURITY_EVENT_RETENTION_DAYS = env_int("RP_SECURITY_EVENT_RETENTION_DAYS", 90, minimum=1)

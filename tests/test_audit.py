@@ -13,11 +13,12 @@ from django.utils import timezone
 from rallypoint.accounts import mfa
 from rallypoint.alarms import actions as alarms
 from rallypoint.alarms.models import Scenario
-from rallypoint.audit import presentation
+from rallypoint.audit import approvals, presentation
 from rallypoint.audit.actions import fingerprint, purge_expired, record_many
-from rallypoint.audit.models import AuditEntry
+from rallypoint.audit.models import Approval, AuditEntry
 from rallypoint.integrations.actions import create_api_key, record_api_key_use, revoke_api_key, rotate_api_key
 from rallypoint.ops.scheduler import JOBS, ensure_job_rows, run_due_jobs
+from rallypoint.people import forget
 from rallypoint.people.models import Membership
 from rallypoint.tenants import actions as tenant_actions
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
@@ -57,6 +58,13 @@ def test_personal_values_never_reach_the_trail_in_clear(world, signed_in):
     changed = {k: v + "2" for k, v in MARKERS.items() if k != "email"}
     client.post(f"/people/{membership_id}/", {**MARKERS, **changed, "role": "member"})
     client.get("/people/export.csv")
+    client.post("/people/export.csv")  # four-eyes requests and a deletion write entries too: none in clear
+    approvals.decide(approval=Approval.objects.get(process="export_people"), approver=world.super_a, approve=True)
+    client.post(f"/people/{world.a.people[Role.GUEST].pk}/delete/", {"reason": "left"})
+    approvals.decide(approval=Approval.objects.get(process="delete_person"), approver=world.super_a, approve=False)
+    client.post(f"/people/{world.a.people[Role.GUEST].pk}/delete/", {"reason": "left"})
+    approvals.expire_due(timezone.now() + timedelta(days=2))
+    forget.forget_person(membership=world.a.people[Role.MEMBER], actor=None, why="asked")
     raw = _raw_audit_text()
     for value in [*MARKERS.values(), *changed.values()]:
         assert value not in raw
@@ -214,6 +222,13 @@ def test_every_field_the_trail_holds_has_a_label(world, busy_site, settings):
     revoke_api_key(actor=None, key=key)
     client.post(f"/sites/{world.a.site.pk}/", {"name": "Renamed", "time_zone": "UTC"})
     client.get("/people/export.csv")
+    client.post("/people/export.csv")  # four-eyes: a request, approved; a deletion, refused; one expired
+    approvals.decide(approval=Approval.objects.get(process="export_people"), approver=world.super_a, approve=True)
+    client.post(f"/people/{world.a.people[Role.GUEST].pk}/delete/", {"reason": "left"})
+    approvals.decide(approval=Approval.objects.get(process="delete_person"), approver=world.super_a, approve=False)
+    client.post(f"/people/{world.a.people[Role.GUEST].pk}/delete/", {"reason": "left"})
+    approvals.expire_due(timezone.now() + timedelta(days=2))
+    forget.forget_person(membership=world.a.people[Role.MEMBER], actor=None, why="asked")
     mfa.set_policy(organization=world.org_a, value="everyone", actor=None)
     tenant_actions.grant_super_admin(actor=None, organization=world.org_a, user=world.a.people[Role.LEAD].user)
     support = Membership.objects.get(site=world.a.site, user__is_support=True)

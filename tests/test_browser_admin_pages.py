@@ -134,3 +134,80 @@ def test_an_employee_keeps_their_own_details(browser, server, viewport, name):
     screenshot(page, f"my-account-{name}")
     assert errors == []
     page.context.close()
+
+
+DELETION_TEXTS = {
+    "en-GB": {"start": "Delete my data …", "password": "Your password", "confirm": "I understand",
+              "go": "Delete my data for good", "gone": "Your data is deleted", "delete": "Delete this person …",
+              "approvals": "Approvals", "approve": "Approve", "own": "You cannot approve your own request.",
+              "done": "Approved and carried out.", "waiting": "Waiting for a second administrator."},
+    "de-DE": {"start": "Meine Daten löschen …", "password": "Ihr Passwort", "confirm": "Mir ist klar",
+              "go": "Meine Daten endgültig löschen", "gone": "Ihre Daten sind gelöscht",
+              "delete": "Diese Person löschen …", "approvals": "Freigaben", "approve": "Freigeben",
+              "own": "Ihre eigene Anfrage können Sie nicht freigeben.", "done": "Freigegeben und ausgeführt.",
+              "waiting": "Wartet auf eine zweite Administratorin oder einen zweiten Administrator."},
+}
+
+
+# Last in the module: these delete demo people the tests above use.
+@pytest.mark.parametrize("locale, viewport, leaver, deleted", [
+    ("en-GB", PHONE, "guest", "Mehmet Yilmaz"),
+    ("de-DE", DESKTOP, "lead", "Emma Schneider"),
+])
+def test_a_person_deletes_themselves_and_a_deletion_needs_a_second_administrator(
+        browser, server, admin, locale, viewport, leaver, deleted):
+    text = DELETION_TEXTS[locale]
+    tag = f"{locale[:2]}-{'phone' if viewport is PHONE else 'desktop'}"
+    # Someone deletes their own data: their password and a confirmation, then nothing is left on the device.
+    page, errors = new_page(browser, server, viewport, locale=locale,
+                            storage_state=signed_in_state(browser, server, leaver))
+    page.goto("/accounts/profile/")
+    page.get_by_role("link", name=text["start"]).click()
+    page.get_by_label(text["password"]).fill(server.credentials()[leaver][1])
+    page.get_by_label(text["confirm"]).check()
+    screenshot(page, f"delete-my-data-{tag}")
+    page.get_by_role("button", name=text["go"]).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(text["gone"])
+    assert page.evaluate("localStorage.length") == 0
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))  # signed out, and cannot sign in again
+    page.context.close()
+
+    # An administrator asks to delete a person; their own approval is refused; a second one approves.
+    page, errors = new_page(browser, server, viewport, locale=locale, storage_state=admin)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto("/people/")
+    page.get_by_role("link", name=deleted).click()
+    page.locator("#delete-reason").fill(f"left ({tag})")
+    page.get_by_role("button", name=text["delete"]).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(text["approvals"])
+    card = page.locator("li.approval", has_text=deleted)
+    expect(card).to_contain_text(text["waiting"])
+    expect(card.get_by_role("button", name=text["approve"])).to_have_count(0)  # not offered to the requester …
+    approval_id = card.get_attribute("data-approval")
+    page.evaluate("""id => {  // … and refused when forged
+        const form = document.createElement('form');
+        form.method = 'post';
+        form.action = `/audit/approvals/${id}/decide/`;
+        form.innerHTML = `<input name="csrfmiddlewaretoken" value="${
+            document.querySelector('[name=csrfmiddlewaretoken]').value}"><input name="decision" value="approve">`;
+        document.body.append(form);
+        form.submit();
+    }""", approval_id)
+    expect(page.locator(".notice.error")).to_have_text(text["own"])
+    screenshot(page, f"approvals-requester-{tag}")
+    page.context.close()
+
+    page, errors = new_page(browser, server, viewport, locale=locale,
+                            storage_state=signed_in_state(browser, server, "superadmin"))
+    page.goto("/audit/approvals/")
+    card = page.locator(f"li.approval[data-approval='{approval_id}']")
+    expect(card).to_contain_text(deleted)
+    screenshot(page, f"approvals-second-{tag}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], "the page is wider"
+    card.get_by_role("button", name=text["approve"]).click()
+    expect(page.locator(".notice.success")).to_have_text(text["done"])
+    page.goto("/people/")
+    expect(page.locator("#people-table")).not_to_contain_text(deleted)
+    assert errors == []
+    page.context.close()

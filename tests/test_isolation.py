@@ -26,7 +26,7 @@ from rallypoint.accounts.sessions import SessionStore
 from rallypoint.alarms.actions import trigger_alarm
 from rallypoint.alarms.models import Alarm, AlarmEvent, AlarmRecipient, Level, Question, Scenario, ScenarioDocument
 from rallypoint.audit.actions import home_organization
-from rallypoint.audit.models import AuditEntry, SecurityEvent
+from rallypoint.audit.models import Approval, AuditEntry, SecurityEvent
 from rallypoint.evacuation.models import (
     AssemblyPoint,
     Building,
@@ -59,6 +59,11 @@ ROUTES = {
     "accounts/profile/": "site",
     "accounts/profile/password/": "site",
     "accounts/profile/delete/": "site",
+    "audit/approvals/": "site",
+    "audit/approvals/<int:approval_id>/decide/": "site",
+    "audit/approvals/<int:approval_id>/cancel/": "site",
+    "audit/approvals/<int:approval_id>/alone/": "site",
+    "people/export/<int:approval_id>.csv": "site",
     "accounts/profile/messenger/": "site",
     "accounts/profile/messenger/<int:address_id>/remove/": "site",
     "accounts/password-reset/": "public",
@@ -277,8 +282,19 @@ def foreign_objects(world, persona: str) -> list[dict]:
             "passkey_id": Passkey.objects.create(user=sw.people[Role.ADMIN].user, name="x", public_key="x",
                                                  credential_id=f"foreign-{sw.site.pk}").pk,
             **_foreign_review(sw),
+            "approval_id": _foreign_approval(sw),
         })
     return result
+
+
+def _foreign_approval(sw) -> int:
+    """An open four-eyes request to delete one of the site's people, with a reason to leak."""
+    reason = f"Reason{sw.site.pk}zq"
+    sw.markers.append(reason)
+    return Approval.objects.create(organization=sw.site.organization, site=sw.site, process="delete_person",
+                                   subject={"membership": sw.people[Role.EMPLOYEE].pk}, reason=reason,
+                                   requested_by=sw.people[Role.ADMIN].user,
+                                   expires_at=timezone.now() + timedelta(hours=24)).pk
 
 
 def _foreign_structure(sw) -> dict:

@@ -13,6 +13,7 @@ from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.accounts.models import User, email_index
 from rallypoint.audit.models import AuditEntry
 from rallypoint.lib.csvfile import csv_safe as _csv_safe
@@ -296,7 +297,13 @@ def test_csv_import_refuses_a_file_too_big_to_be_a_list_of_people(world, signed_
     assert "The file is larger than 5 MB." in response.content.decode()
 
 
+def export_without_approval(world) -> None:
+    """These tests are about the file; four-eyes for the export is tested in test_approvals.py."""
+    OrganizationSecurity.objects.filter(organization=world.org_a).update(four_eyes=[])
+
+
 def test_csv_export_has_every_person_and_defuses_formulas(world, signed_in):
+    export_without_approval(world)
     client = signed_in(Role.ADMIN)
     person = world.a.people[Role.MEMBER]
     person.full_name = '=HYPERLINK("https://evil.example","Click")'
@@ -405,6 +412,7 @@ def test_adding_an_e_mail_address_lets_a_listed_person_sign_in(world, signed_in,
 
 
 def test_csv_import_lists_pupils_in_their_classes_and_a_second_import_changes_nothing(world, signed_in):
+    export_without_approval(world)
     client = signed_in(Role.ADMIN)
     text = ("full_name,email,phone,department,role,groups\n"
             "Ben Becker,,,,guest,Class 5a\nClara Conrad,,+49 30 1,,guest,Class 5a|Choir\n"

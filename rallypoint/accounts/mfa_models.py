@@ -76,6 +76,8 @@ class OrganizationSecurity(models.Model):
     organization = models.OneToOneField("tenants.Organization", on_delete=models.CASCADE, related_name="security")
     second_factor = models.CharField(_("second factor"), max_length=16, choices=SecondFactor.choices,
                                      default=SecondFactor.ADMINS)
+    #: The processes that need a second person's approval (audit.approvals); None: all of them.
+    four_eyes = models.JSONField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

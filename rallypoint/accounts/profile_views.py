@@ -169,6 +169,7 @@ def delete_account(request):
         if form.is_valid():
             forget_account(user=user, why="own wish")
             logout(request)
+            request.membership = request.site = None  # gone: the page below shows nothing of them
             return forget_on_device(render(request, "accounts/deleted.html"))
         if form.has_error("password", "wrong_password"):
             record_security_event(SecurityEvent.Kind.SIGN_IN_FAILED, request=request, user=user)

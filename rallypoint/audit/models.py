@@ -131,6 +131,62 @@ class SecurityEvent(models.Model):
         return f"{self.kind} #{self.pk}"
 
 
+class Approval(models.Model):
+    """A four-eyes request (seed: "Vier-Augen-Prinzip für vordefinierte Prozesse"): one administrator asks,
+    a second one approves or refuses within ``RP_APPROVAL_HOURS`` (24), else it expires. Carried out only
+    when approved (:mod:`rallypoint.audit.approvals`). ``subject`` holds ids and settings, never personal data;
+    ``without_second_person``: the site had no one else who could approve, and the requester said so — the
+    Art. 32 report flags it."""
+
+    class Process(models.TextChoices):
+        GRANT_ADMIN = "grant_admin", _("Grant the Administrator role")
+        GRANT_SUPER_ADMIN = "grant_super_admin", _("Grant the Super-admin role")
+        EXPORT_PEOPLE = "export_people", _("Export the people of a site")
+        DELETE_PERSON = "delete_person", _("Delete a person")
+        DELETE_SITE = "delete_site", _("Delete a site")
+        RESET_SECOND_FACTOR = "reset_second_factor", _("Reset someone's second factor")
+        CHANGE_RETENTION = "change_retention", _("Change how long data is kept")
+        CHANGE_SECOND_FACTOR_RULE = "second_factor_rule", _("Change the second-factor rule")
+        CREATE_TRIGGER_KEY = "trigger_key", _("Create an API key that may raise alarms")
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Waiting for approval")
+        DONE = "done", _("Approved and carried out")
+        REFUSED = "refused", _("Refused")
+        EXPIRED = "expired", _("Expired")
+        CANCELLED = "cancelled", _("Withdrawn")
+        FAILED = "failed", _("Approved, but could not be carried out")
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    #: The site the process acts in; none for an organisation's own processes (a Super-admin, a site's deletion).
+    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    process = models.CharField(_("process"), max_length=24, choices=Process.choices)
+    state = models.CharField(_("state"), max_length=12, choices=State.choices, default=State.PENDING,
+                             db_index=True)
+    subject = models.JSONField(default=dict, blank=True)
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    without_second_person = models.BooleanField(default=False)
+    #: Why it could not be carried out (FAILED), in the words of the check that refused it.
+    result = models.CharField(max_length=500, blank=True)
+    #: An approved export is downloaded once.
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        indexes = [models.Index(fields=["organization", "state"])]
+
+    def __str__(self) -> str:
+        return f"Approval #{self.pk} ({self.process})"
+
+
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
 
 declare(AuditEntry, fields=("changes", "actor_ref"), person=("actor",), kept="AUDIT_RETENTION_DAYS",
@@ -140,4 +196,8 @@ declare(AuditEntry, fields=("changes", "actor_ref"), person=("actor",), kept="AU
 declare(SecurityEvent, fields=("client_ip", "detail"), person=("user", "actor"), kept="SECURITY_EVENT_RETENTION_DAYS",
         why=_("sign-ins and other security events, to detect misuse"), erased=_("deleted after this time"),
         purge="rallypoint.audit.actions.purge_expired_security_events",
+        forget="keep")
+declare(Approval, fields=("reason", "note"), person=("requested_by", "decided_by"), kept="AUDIT_RETENTION_DAYS",
+        why=_("the record of who asked for and who approved a four-eyes process"),
+        erased=_("deleted after this time (when decided)"), purge="rallypoint.audit.approvals.purge_decided",
         forget="keep")

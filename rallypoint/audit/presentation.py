@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.alarms.models import CHANNEL_CHOICES, Alarm, Level, Question, Scenario, ScenarioDocument
+from rallypoint.audit.models import Approval
 from rallypoint.evacuation.models import AssemblyPoint, Building, Floor, Marker, Room, Source, Zone
 from rallypoint.integrations.models import ApiKey
 from rallypoint.people.models import Group, Membership
@@ -30,6 +31,26 @@ from rallypoint.tenants.roles import SUPER_ADMIN, Role, role_label
 def _choices(choices) -> Callable[[object], str]:
     labels = dict(choices)
     return lambda value: str(labels.get(value, value))
+
+
+def _counts(value) -> str:
+    if not isinstance(value, dict):
+        return str(value)
+    return ", ".join(f"{table}: {count}" for table, count in sorted(value.items()))
+
+
+def _subject(value) -> str:
+    if isinstance(value, dict) and isinstance(value.get("membership"), int):
+        return _("Person #%(number)s") % {"number": value["membership"]}
+    return "–"
+
+
+#: Why a person was forgotten (people.forget), as the audit entry says it.
+FORGOTTEN_BECAUSE = [("own wish", gettext_lazy("at their own wish")),
+                     ("deleted by an administrator", gettext_lazy("by an administrator")),
+                     ("restored backup", gettext_lazy("again, after an older backup was restored"))]
+ACCOUNT_AFTER = [("deleted", gettext_lazy("deleted")), ("kept", gettext_lazy("kept (other sites)")),
+                 ("none", gettext_lazy("none"))]
 
 
 def _role(value) -> str:
@@ -84,6 +105,11 @@ _PERSON = {
     "support_account": Field(gettext_lazy("Support account")),
     "kind": Field(gettext_lazy("Kind"), _choices(Membership.Kind.choices)),
     "registered_through": Field(gettext_lazy("Registered through"), _choices(Source.choices)),
+    "why": Field(gettext_lazy("Deleted"), _choices(FORGOTTEN_BECAUSE)),
+    "rows": Field(gettext_lazy("Records removed"), _counts),
+    "messages_cancelled": Field(gettext_lazy("Messages not sent")),
+    "account": Field(gettext_lazy("Account"), _choices(ACCOUNT_AFTER)),
+    "approval": Field(gettext_lazy("Approved request no.")),
 }
 _LEVEL = {
     "name": Field(gettext_lazy("Name")),
@@ -138,6 +164,10 @@ _STRUCTURE: dict[tuple[str, str], Field] = {
 FIELDS: dict[tuple[str, str], Field] = {
     **{("person", name): spec for name, spec in _PERSON.items()},
     ("user", "role"): Field(gettext_lazy("Role"), _role),
+    ("approval", "process"): Field(gettext_lazy("Process"), _choices(Approval.Process.choices)),
+    ("approval", "subject"): Field(gettext_lazy("Concerns"), _subject),
+    ("approval", "result"): Field(gettext_lazy("Why it was not carried out")),
+    ("approval", "without_second_person"): Field(gettext_lazy("Without a second person")),
     ("site", "name"): Field(gettext_lazy("Name")),
     ("site", "time_zone"): Field(gettext_lazy("Time zone")),
     ("site", "count"): Field(gettext_lazy("People exported")),

@@ -22,6 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from rallypoint.accounts.pow import purge_used
+from rallypoint.audit.approvals import expire_due
 from rallypoint.lib.dbpool import before_work, give_back
 from rallypoint.ops.models import JobState
 from rallypoint.people.personal_data import purge_all
@@ -45,6 +46,7 @@ JOBS: dict[str, Job] = {
         Job("personal_data.purge", timedelta(minutes=15), purge_all),
         Job("proof_of_work.purge_used", timedelta(minutes=15), purge_used),
         Job("access_review.open_due", timedelta(days=1), open_due_reviews),
+        Job("approvals.expire", timedelta(minutes=15), expire_due),
     ]
 }
 

@@ -22,6 +22,7 @@ from rallypoint.accounts import apptokens, messages
 from rallypoint.accounts.forms import PersonForm
 from rallypoint.accounts.models import AppToken, User, email_index, normalize_email
 from rallypoint.accounts.sessions import end_sessions
+from rallypoint.audit import approvals
 from rallypoint.audit.actions import diff, record, record_security_event
 from rallypoint.audit.models import SecurityEvent
 from rallypoint.lib.csvfile import ImportErrors, read_csv
@@ -29,7 +30,7 @@ from rallypoint.lib.csvfile import csv_safe as _csv_safe
 from rallypoint.notify import outbox
 from rallypoint.people.models import NOT_SUPPORT, Group, Membership
 from rallypoint.tenants.models import Site, SuperAdmin
-from rallypoint.tenants.roles import Perm
+from rallypoint.tenants.roles import Perm, Role
 from rallypoint.tenants.scoping import require_perm
 
 CSV_COLUMNS = ("full_name", "email", "phone", "department", "role", "groups")
@@ -74,17 +75,50 @@ def create_person(*, actor, site: Site, data: dict, batch=None) -> Membership:
             user = User.objects.create_user(email)
         elif Membership.objects.filter(site=site, user=user).exists():
             raise ValidationError({"email": _("This person already belongs to this site.")})
+        role = data["role"]
+        asks_for_admin = role == Role.ADMIN and actor is not None
         membership = Membership.objects.create(
-            site=site, user=user, role=data["role"], full_name=data["full_name"], phone=data.get("phone", ""),
-            department=data.get("department", ""),
+            site=site, user=user, role=Role.EMPLOYEE if asks_for_admin else role, full_name=data["full_name"],
+            phone=data.get("phone", ""), department=data.get("department", ""),
         )
         _audit(actor, membership, "person.created", diff({}, person_state(membership)), batch)
         record_security_event(SecurityEvent.Kind.ROLE_GRANTED, user=user, site=site, actor=actor,
                               detail={"role": membership.role})
+        if asks_for_admin:
+            membership.pending_approval = _ask_for_admin(actor, membership)
     return membership
 
 
+def _ask_for_admin(actor, membership: Membership):
+    """The Administrator role is granted only after a second administrator approves (four-eyes)."""
+    return approvals.request(process=approvals.Process.GRANT_ADMIN, actor=actor,
+                             organization=membership.site.organization, site=membership.site,
+                             subject={"membership": membership.pk})
+
+
+def grant_admin_approved(approval, approver) -> None:
+    """The approved grant (audit.approvals): the person becomes an Administrator of the site."""
+    membership = Membership.objects.select_for_update().filter(
+        pk=approval.subject.get("membership"), site_id=approval.site_id).first()
+    if membership is None or not membership.is_active or membership.user_id is None:
+        raise ValidationError(_("The person is no longer active at the site."))
+    before = membership.role
+    if before == Role.ADMIN:
+        return
+    membership.role = Role.ADMIN
+    membership.save(update_fields=["role"])
+    _audit(approver, membership, "role.granted", {"role": [before, Role.ADMIN], "approval": [None, approval.pk]})
+    record_security_event(SecurityEvent.Kind.ROLE_GRANTED, user=membership.user, site=membership.site,
+                          actor=approver, detail={"role": Role.ADMIN, "previous": before, "approval": approval.pk})
+
+
+def _no_admin_without_sign_in(data: dict) -> None:
+    if data.get("role") == Role.ADMIN:
+        raise ValidationError({"role": _("An Administrator signs in: enter an e-mail address.")})
+
+
 def _create_listed(actor, site: Site, data: dict, batch) -> Membership:
+    _no_admin_without_sign_in(data)
     with transaction.atomic():
         membership = Membership.objects.create(
             site=site, kind=Membership.Kind.LISTED, user=None, role=data["role"], full_name=data["full_name"],
@@ -98,6 +132,9 @@ def _update_listed(actor, membership: Membership, data: dict, batch) -> Membersh
     site = membership.site
     before = person_state(membership)
     email = normalize_email(data.get("email") or "")
+    if not email:
+        _no_admin_without_sign_in(data)
+    asks_for_admin = data["role"] == Role.ADMIN and actor is not None
     with transaction.atomic():
         if email:
             user = User.objects.by_email(email).first()
@@ -106,12 +143,15 @@ def _update_listed(actor, membership: Membership, data: dict, batch) -> Membersh
             if user is not None:
                 raise ValidationError({"email": _("Another account already uses this e-mail address.")})
             membership.user, membership.kind = User.objects.create_user(email), Membership.Kind.MEMBER
-        membership.full_name, membership.role = data["full_name"], data["role"]
+        membership.full_name = data["full_name"]
+        membership.role = before["role"] if asks_for_admin else data["role"]
         membership.phone, membership.department = data.get("phone", ""), data.get("department", "")
         membership.save(update_fields=["user", "kind", "full_name", "phone", "department", "role"])
         changes = diff(before, person_state(membership))
         if changes:
             _audit(actor, membership, "person.updated", changes, batch)
+        if asks_for_admin:
+            membership.pending_approval = _ask_for_admin(actor, membership)
     return membership
 
 
@@ -150,11 +190,13 @@ def update_person(*, actor, membership: Membership, data: dict, batch=None) -> M
         raise ValidationError({"email": _("Another account already uses this e-mail address.")})
     if actor is not None and actor.pk == user.pk and data["role"] != before["role"]:
         raise ValidationError({"role": _("You cannot change your own role.")})
+    asks_for_admin = data["role"] == Role.ADMIN and before["role"] != Role.ADMIN and actor is not None
     with transaction.atomic():
         if data["email"] != user.email:
             user.email = data["email"]
             user.save(update_fields=["email"])
-        membership.full_name, membership.role = data["full_name"], data["role"]
+        membership.full_name = data["full_name"]
+        membership.role = before["role"] if asks_for_admin else data["role"]
         membership.phone, membership.department = data.get("phone", ""), data.get("department", "")
         membership.save(update_fields=["full_name", "phone", "department", "role"])
         after = person_state(membership)
@@ -167,6 +209,8 @@ def update_person(*, actor, membership: Membership, data: dict, batch=None) -> M
                        {k: v for k, v in after.items() if k != "role"})
         if changes:
             _audit(actor, membership, "person.updated", changes, batch)
+        if asks_for_admin:
+            membership.pending_approval = _ask_for_admin(actor, membership)
     return membership
 
 

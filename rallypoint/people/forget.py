@@ -24,14 +24,19 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from rallypoint.accounts.models import User
+from rallypoint.audit import approvals
 from rallypoint.audit.actions import record
 from rallypoint.people.models import Membership
 from rallypoint.people.personal_data import declarations
 from rallypoint.tenants.encryption import destroy_data_keys, store
+from rallypoint.tenants.roles import Perm
+from rallypoint.tenants.scoping import require_perm
 
 log = logging.getLogger("rallypoint.people")
 
@@ -165,3 +170,28 @@ def reapply() -> int:
                 _delete_account(user)
         done += 1
     return done
+
+
+def request_deletion(*, actor: User, membership: Membership, reason: str):
+    """An administrator asks to delete a person of their site. Under four eyes (the default) this returns the
+    request, and a second administrator's approval carries it out (:func:`delete_person_approved`); else the
+    person is forgotten at once and this returns None."""
+    require_perm(actor, membership.site, Perm.MANAGE_PEOPLE)
+    if membership.user_id is not None and membership.user_id == actor.pk:
+        raise ValidationError(_("To delete yourself, use “Delete my data” in My account."))
+    if membership.is_support:
+        raise ValidationError(_("The support account is deleted with its own button."))
+    organization = membership.site.organization
+    if approvals.required(organization, approvals.Process.DELETE_PERSON):
+        return approvals.request(process=approvals.Process.DELETE_PERSON, actor=actor, organization=organization,
+                                 site=membership.site, subject={"membership": membership.pk}, reason=reason)
+    forget_person(membership=membership, actor=actor, why="deleted by an administrator")
+    return None
+
+
+def delete_person_approved(approval, approver) -> None:
+    """The approved deletion (audit.approvals)."""
+    membership = Membership.objects.filter(pk=approval.subject.get("membership"), site_id=approval.site_id).first()
+    if membership is None:
+        raise ValidationError(_("The person was already deleted."))
+    forget_person(membership=membership, actor=approver, why="deleted by an administrator")

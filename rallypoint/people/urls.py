@@ -8,6 +8,7 @@ urlpatterns = [
     path("people/new/", views.person_create, name="person_create"),
     path("people/import/", views.people_import, name="people_import"),
     path("people/export.csv", views.people_export, name="people_export"),
+    path("people/export/<int:approval_id>.csv", views.people_export_approved, name="people_export_approved"),
     path("people/<int:membership_id>/", views.person_edit, name="person"),
     path("people/<int:membership_id>/activation/", views.person_activation, name="person_activation"),
     path("people/<int:membership_id>/invite/", views.person_invite, name="person_invite"),

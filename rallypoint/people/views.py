@@ -6,13 +6,17 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from rallypoint.accounts.forms import ImportForm, NewPersonForm, PersonForm
+from rallypoint.audit import approvals
+from rallypoint.audit.models import Approval
 from rallypoint.people import actions as people
+from rallypoint.people import forget
 from rallypoint.people.forms import GroupForm
 from rallypoint.people.models import NOT_SUPPORT, Group, Membership
 from rallypoint.tenants.roles import Perm
@@ -39,7 +43,11 @@ def people_list(request):
     page = Paginator(people, 200).get_page(request.GET.get("page"))
     # The same count as the home page's; the list may show more rows (deactivated people, support).
     counts = Membership.objects.for_site(site).headcount()
-    return render(request, "people/people_list.html", {"page": page, "counts": counts})
+    return render(request, "people/people_list.html", {
+        "page": page, "counts": counts,
+        "export_needs_approval": approvals.required(site.organization, approvals.Process.EXPORT_PEOPLE),
+        "open_approvals": Approval.objects.filter(site=site, state=Approval.State.PENDING,
+                                                  expires_at__gt=timezone.now()).count()})
 
 
 def _people_bulk(request):
@@ -147,13 +155,24 @@ def person_sessions_end(request, membership_id: int):
 @require_POST
 @site_permission_required(Perm.MANAGE_PEOPLE)
 def person_delete(request, membership_id: int):
+    """The support account goes at once; anyone else after a second administrator approved (four-eyes)."""
     membership = get_membership_for_request(request, membership_id)
     try:
-        people.delete_support_account(actor=request.user, membership=membership)
+        if membership.is_support:
+            people.delete_support_account(actor=request.user, membership=membership)
+        else:
+            approval = forget.request_deletion(actor=request.user, membership=membership,
+                                               reason=request.POST.get("reason", ""))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("people:person", membership_id=membership.pk)
-    messages.success(request, _("The support account was deleted. It will not be re-created."))
+    if membership.is_support:
+        messages.success(request, _("The support account was deleted. It will not be re-created."))
+    elif approval is not None:
+        messages.success(request, _("A second administrator must approve the deletion. They have been told."))
+        return redirect("audit:approvals")
+    else:
+        messages.success(request, _("The person was deleted."))
     return redirect("people:people")
 
 
@@ -182,9 +201,40 @@ def people_import(request):
     return render(request, "people/people_import.html", {"form": form, "errors": errors}, status=status)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @site_permission_required(Perm.MANAGE_PEOPLE)
 def people_export(request):
+    """The people as CSV; under four eyes, a request first (POST) and the download after a second
+    administrator's approval (:func:`people_export_approved`)."""
+    if approvals.required(request.site.organization, approvals.Process.EXPORT_PEOPLE):
+        if request.method != "POST":
+            messages.error(request, _("Exporting the people needs a second administrator: ask for it with the "
+                                      "button on the people page."))
+            return redirect("audit:approvals")
+        approvals.request(process=approvals.Process.EXPORT_PEOPLE, actor=request.user,
+                          organization=request.site.organization, site=request.site, subject={})
+        messages.success(request, _("A second administrator must approve the export. Once they have, download "
+                                    "it here, once."))
+        return redirect("audit:approvals")
+    return _export(request)
+
+
+@require_GET
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def people_export_approved(request, approval_id: int):
+    approval = Approval.objects.filter(pk=approval_id, site=request.site,
+                                       process=Approval.Process.EXPORT_PEOPLE).first()
+    if approval is None:
+        raise Http404
+    try:
+        approvals.use_once(approval=approval, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("audit:approvals")
+    return _export(request)
+
+
+def _export(request):
     text = people.export_people(actor=request.user, site=request.site)
     response = HttpResponse(text, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="people.csv"'

@@ -1,0 +1,127 @@
+"""Four-eyes requests: the page where a second administrator approves or refuses, and the requester follows
+(or withdraws) their own. Thin: rallypoint.audit.approvals does the work."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from rallypoint.audit import approvals
+from rallypoint.audit.models import Approval
+from rallypoint.people.models import Membership
+from rallypoint.tenants.roles import Perm
+from rallypoint.tenants.scoping import site_permission_required
+
+#: Decided requests shown below the open ones.
+RECENT = 30
+
+
+def _subject_names(rows: list[Approval]) -> dict[int, str]:
+    ids = {a.subject.get("membership") for a in rows if isinstance(a.subject.get("membership"), int)}
+    people = Membership.records.filter(pk__in=ids) if ids else []
+    return {m.pk: m.display_name for m in people}
+
+
+def _rows(request, queryset) -> list[dict]:
+    rows = list(queryset.select_related("requested_by", "decided_by"))
+    names = _subject_names(rows)
+    requester_names = dict(Membership.objects.filter(site=request.site, user_id__in={
+        a.requested_by_id for a in rows} | {a.decided_by_id for a in rows}).values_list("user_id", "pk"))
+    people = {m.pk: m.display_name for m in Membership.records.filter(pk__in=requester_names.values())}
+    result = []
+    for a in rows:
+        mine = a.requested_by_id == request.user.pk
+        result.append({
+            "approval": a, "mine": mine,
+            "subject": names.get(a.subject.get("membership"), ""),
+            "requested_by": people.get(requester_names.get(a.requested_by_id), _("a deleted account")),
+            "decided_by": people.get(requester_names.get(a.decided_by_id), "") if a.decided_by_id else "",
+            "may_decide": not mine and a.state == Approval.State.PENDING,
+            "alone": mine and a.state == Approval.State.PENDING and not approvals.approvers(a),
+            "download": mine and a.process == Approval.Process.EXPORT_PEOPLE and a.state == Approval.State.DONE
+                        and a.used_at is None,
+        })
+    return result
+
+
+@require_GET
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def approval_list(request):
+    approvals.expire_due()
+    site_rows = Approval.objects.filter(site=request.site)
+    return render(request, "audit/approvals.html", {
+        "open": _rows(request, site_rows.filter(state=Approval.State.PENDING).order_by("requested_at")),
+        "decided": _rows(request, site_rows.exclude(state=Approval.State.PENDING)[:RECENT]),
+        "hours": settings.APPROVAL_HOURS, "site_zone": request.site.time_zone,
+    })
+
+
+def _approval(request, approval_id: int) -> Approval:
+    approval = Approval.objects.filter(pk=approval_id, site=request.site).first()
+    if approval is None:
+        raise Http404
+    return approval
+
+
+def _refused(request, exc) -> None:
+    if isinstance(exc, PermissionDenied) and exc.args:
+        messages.error(request, str(exc.args[0]))
+    elif isinstance(exc, PermissionDenied):
+        messages.error(request, _("You may not decide this request."))
+    else:
+        messages.error(request, " ".join(exc.messages))
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def approval_decide(request, approval_id: int):
+    approval = _approval(request, approval_id)
+    decision = request.POST.get("decision")
+    if decision not in ("approve", "refuse"):
+        messages.error(request, _("Choose approve or refuse."))
+        return redirect("audit:approvals")
+    try:
+        approval = approvals.decide(approval=approval, approver=request.user, approve=decision == "approve",
+                                    note=request.POST.get("note", ""))
+    except (PermissionDenied, ValidationError) as exc:
+        _refused(request, exc)
+    else:
+        if approval.state == Approval.State.DONE:
+            messages.success(request, _("Approved and carried out."))
+        elif approval.state == Approval.State.FAILED:
+            messages.error(request, _("Approved, but it could not be carried out: %(why)s") % {"why": approval.result})
+        else:
+            messages.success(request, _("Refused. The request is closed."))
+    return redirect("audit:approvals")
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def approval_cancel(request, approval_id: int):
+    try:
+        approvals.cancel(approval=_approval(request, approval_id), actor=request.user)
+    except (PermissionDenied, ValidationError) as exc:
+        _refused(request, exc)
+    else:
+        messages.success(request, _("Request withdrawn."))
+    return redirect("audit:approvals")
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def approval_alone(request, approval_id: int):
+    try:
+        approval = approvals.carry_out_alone(approval=_approval(request, approval_id), actor=request.user)
+    except (PermissionDenied, ValidationError) as exc:
+        _refused(request, exc)
+    else:
+        if approval.state == Approval.State.DONE:
+            messages.success(request, _("Carried out without a second person. The Art. 32 report lists it."))
+        else:
+            messages.error(request, _("It could not be carried out: %(why)s") % {"why": approval.result})
+    return redirect("audit:approvals")
