@@ -275,6 +275,14 @@ AUDIT_RETENTION_DAYS = env_int("RP_AUDIT_RETENTION_DAYS", 90, minimum=1)
 # A forgotten person's documented actions (answers, status reports) show as "deleted person #N" this long,
 # then go.
 FORGOTTEN_DAYS = env_int("RP_FORGOTTEN_DAYS", 90, minimum=1, maximum=366)
+# The defaults of what an organisation may change on its "Data retention" page (within the limits in
+# people.retention; docs/privacy.md says why): ended alarms' personal parts, unused push devices, deactivated
+# people.
+ALARM_RECORD_DAYS = env_int("RP_ALARM_RECORD_DAYS", 365, minimum=30, maximum=3650)
+PUSH_IDLE_DAYS = env_int("RP_PUSH_IDLE_DAYS", 60, minimum=7, maximum=365)
+DEACTIVATED_DAYS = env_int("RP_DEACTIVATED_DAYS", 180, minimum=30, maximum=3650)
+# Messages that belong to no alarm (password links, reminders, approval requests) stay in the log this long.
+MESSAGE_LOG_DAYS = env_int("RP_MESSAGE_LOG_DAYS", 30, minimum=1, maximum=366)
 # A four-eyes request waits this long for a second administrator, then expires.
 APPROVAL_HOURS = env_int("RP_APPROVAL_HOURS", 24, minimum=1, maximum=168)
 #: Every this many days each site gets an access review (who may sign in, with which role).

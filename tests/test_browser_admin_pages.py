@@ -132,6 +132,12 @@ def test_an_employee_keeps_their_own_details(browser, server, viewport, name):
     expect(page.locator("#messenger-addresses")).to_contain_text(f"Chat {name}")
     expect(page.locator("body")).not_to_contain_text("secret-hook")
     screenshot(page, f"my-account-{name}")
+    page.get_by_role("link", name="Show my data").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("My data")
+    expect(page.locator("body")).to_contain_text(f"Chat {name}")
+    expect(page.locator("body")).not_to_contain_text("secret-hook")
+    screenshot(page, f"my-data-{name}", full_page=False)
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], "the page is wider"
     assert errors == []
     page.context.close()
 

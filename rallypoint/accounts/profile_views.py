@@ -9,11 +9,11 @@ from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from rallypoint.accounts.forms import validate_phone
 from rallypoint.accounts.models import User
@@ -23,6 +23,7 @@ from rallypoint.audit.actions import record_security_event
 from rallypoint.audit.models import SecurityEvent
 from rallypoint.notify.addresses import add_messenger_address, remove_messenger_address, service_of
 from rallypoint.notify.models import MessengerAddress
+from rallypoint.people import subject_access
 from rallypoint.people.actions import update_own_details
 from rallypoint.people.forget import forget_account
 from rallypoint.web.forms import add_validation_errors
@@ -177,3 +178,20 @@ def delete_account(request):
     return render(request, "accounts/delete_account.html", {"form": form, "sites": sites,
                                                           "forgotten_days": settings.FORGOTTEN_DAYS},
                   status=400 if request.method == "POST" else 200)
+
+
+@login_required
+@require_GET
+def my_data(request):
+    """Everything Rallypoint holds about me (Art. 15), readable; the same as JSON below (Art. 20)."""
+    data = subject_access.collect(user=request.user)
+    return render(request, "accounts/my_data.html", {"sections": subject_access.readable(data)})
+
+
+@login_required
+@require_GET
+def my_data_json(request):
+    data = subject_access.collect(user=request.user)
+    response = HttpResponse(subject_access.as_json(data), content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="my-rallypoint-data.json"'
+    return response

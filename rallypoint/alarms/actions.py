@@ -422,7 +422,10 @@ _answers = GroupCommit("answers", _write_answers)
 
 
 def counts(alarm: Alarm) -> dict:
-    """Answers overall, per level and per group, and delivery states per channel. Numbers only."""
+    """Answers overall, per level and per group, and delivery states per channel. Numbers only. Once the
+    record's personal parts are gone (people.retention), the numbers kept then."""
+    if alarm.personal_parts_removed_at is not None:
+        return dict(alarm.summary.get("counts", {}))
     answers: dict[str, int] = defaultdict(int)
     by_level: dict[str, dict[str, int]] = defaultdict(lambda: {"accepted": 0, "declined": 0, "none": 0})
     for level_id, answer, n in alarm.recipients.values_list("level_id", "answer").annotate(n=Count("pk")):

@@ -218,6 +218,10 @@ class Alarm(models.Model):
     end_reason = models.CharField(_("reason"), max_length=500, blank=True)
     #: Levels whose escalation rule has already run for this alarm.
     escalated_levels = models.JSONField(default=list, blank=True)
+    #: When the record's personal parts went (who was alerted, answers, status reports, messages; see
+    #: people.retention); ``summary`` keeps what the incident record still says then: counts, per status.
+    personal_parts_removed_at = models.DateTimeField(null=True, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
 
     objects = SiteScopedQuerySet.as_manager()
 
@@ -306,12 +310,15 @@ declare(Level, person=("recipient_people",), why=_("as long as the scenario name
         erased=_("the person is taken out of the scenario when they are deleted"),
         forget="delete")
 declare(Alarm, fields=("location_text", "note", "end_reason", "latitude", "longitude"), person=("triggered_by",),
-        why=_("the record of the incident; alarms are not yet deleted automatically"),
-        erased=_("who raised it is removed with the person; the alarm stays"),
+        kept="ALARM_RECORD_DAYS",
+        why=_("the record of the incident; the organisation sets how long its personal parts stay"),
+        erased=_("after this time (after the alarm ended) who raised it is removed; the alarm stays with its counts"),
+        purge="rallypoint.people.retention.purge_alarm_records", forget="keep")
+declare(AlarmEvent, fields=("data",), person=("actor",), kept="ALARM_RECORD_DAYS",
+        why=_("the incident's timeline, kept with the alarm"),
+        erased=_("who acted is removed with the person, or after this time; the event stays"),
         forget="keep")
-declare(AlarmEvent, fields=("data",), person=("actor",), why=_("the incident's timeline, kept with the alarm"),
-        erased=_("who acted is removed with the person; the event stays"),
-        forget="keep")
-declare(AlarmRecipient, person=("membership",), why=_("who was alerted and how they answered, kept with the alarm"),
-        erased=_("deleted with the person"),
-        forget="keep", purge="rallypoint.people.forget.purge_forgotten")
+declare(AlarmRecipient, person=("membership",), kept="ALARM_RECORD_DAYS",
+        why=_("who was alerted and how they answered, kept with the alarm"),
+        erased=_("deleted after this time (the alarm keeps the counts), or with the person"), forget="keep",
+        purge=("rallypoint.people.forget.purge_forgotten", "rallypoint.people.retention.purge_alarm_records"))

@@ -6,8 +6,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -27,6 +29,15 @@ def _subject_names(rows: list[Approval]) -> dict[int, str]:
     return {m.pk: m.display_name for m in people}
 
 
+def _download_url(approval: Approval) -> str:
+    """Where the requester uses an approved one-time permission (an export)."""
+    if approval.process == Approval.Process.EXPORT_PEOPLE:
+        return reverse("people:people_export_approved", args=[approval.pk])
+    if approval.process == Approval.Process.EXPORT_PERSON:
+        return reverse("people:person_data_approved", args=[approval.pk])
+    return ""
+
+
 def _rows(request, queryset) -> list[dict]:
     rows = list(queryset.select_related("requested_by", "decided_by"))
     names = _subject_names(rows)
@@ -43,8 +54,7 @@ def _rows(request, queryset) -> list[dict]:
             "decided_by": people.get(requester_names.get(a.decided_by_id), "") if a.decided_by_id else "",
             "may_decide": not mine and a.state == Approval.State.PENDING,
             "alone": mine and a.state == Approval.State.PENDING and not approvals.approvers(a),
-            "download": mine and a.process == Approval.Process.EXPORT_PEOPLE and a.state == Approval.State.DONE
-                        and a.used_at is None,
+            "download": _download_url(a) if mine and a.state == Approval.State.DONE and a.used_at is None else "",
         })
     return result
 
@@ -53,7 +63,7 @@ def _rows(request, queryset) -> list[dict]:
 @site_permission_required(Perm.MANAGE_PEOPLE)
 def approval_list(request):
     approvals.expire_due()
-    site_rows = Approval.objects.filter(site=request.site)
+    site_rows = _visible(request)
     return render(request, "audit/approvals.html", {
         "open": _rows(request, site_rows.filter(state=Approval.State.PENDING).order_by("requested_at")),
         "decided": _rows(request, site_rows.exclude(state=Approval.State.PENDING)[:RECENT]),
@@ -61,8 +71,16 @@ def approval_list(request):
     })
 
 
+def _visible(request):
+    """This site's requests, and for a Super-admin the organisation's own (a retention change)."""
+    mine = Q(site=request.site)
+    if Perm.MANAGE_SUPER_ADMINS in request.site_perms:
+        mine |= Q(site__isnull=True, organization_id=request.site.organization_id)
+    return Approval.objects.filter(mine)
+
+
 def _approval(request, approval_id: int) -> Approval:
-    approval = Approval.objects.filter(pk=approval_id, site=request.site).first()
+    approval = _visible(request).filter(pk=approval_id).first()
     if approval is None:
         raise Http404
     return approval

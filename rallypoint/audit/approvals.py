@@ -57,6 +57,8 @@ PROCESSES: dict[str, ProcessRule] = {
     Process.GRANT_ADMIN: ProcessRule(Perm.MANAGE_PEOPLE, "rallypoint.people.actions.grant_admin_approved"),
     Process.DELETE_PERSON: ProcessRule(Perm.MANAGE_PEOPLE, "rallypoint.people.forget.delete_person_approved"),
     Process.EXPORT_PEOPLE: ProcessRule(Perm.MANAGE_PEOPLE, "rallypoint.audit.approvals.ready_to_use"),
+    Process.EXPORT_PERSON: ProcessRule(Perm.MANAGE_PEOPLE, "rallypoint.audit.approvals.ready_to_use"),
+    Process.CHANGE_RETENTION: ProcessRule(None, "rallypoint.people.retention.change_approved"),
 }
 #: Always under four eyes, whatever the organisation chose.
 ALWAYS = frozenset({Process.GRANT_ADMIN})

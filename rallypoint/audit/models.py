@@ -142,6 +142,7 @@ class Approval(models.Model):
         GRANT_ADMIN = "grant_admin", _("Grant the Administrator role")
         GRANT_SUPER_ADMIN = "grant_super_admin", _("Grant the Super-admin role")
         EXPORT_PEOPLE = "export_people", _("Export the people of a site")
+        EXPORT_PERSON = "export_person", _("Produce a person's data (Art. 15)")
         DELETE_PERSON = "delete_person", _("Delete a person")
         DELETE_SITE = "delete_site", _("Delete a site")
         RESET_SECOND_FACTOR = "reset_second_factor", _("Reset someone's second factor")

@@ -48,7 +48,8 @@ def _subject(value) -> str:
 #: Why a person was forgotten (people.forget), as the audit entry says it.
 FORGOTTEN_BECAUSE = [("own wish", gettext_lazy("at their own wish")),
                      ("deleted by an administrator", gettext_lazy("by an administrator")),
-                     ("restored backup", gettext_lazy("again, after an older backup was restored"))]
+                     ("restored backup", gettext_lazy("again, after an older backup was restored")),
+                     ("deactivated", gettext_lazy("deactivated long enough (retention)"))]
 ACCOUNT_AFTER = [("deleted", gettext_lazy("deleted")), ("kept", gettext_lazy("kept (other sites)")),
                  ("none", gettext_lazy("none"))]
 
@@ -164,6 +165,9 @@ _STRUCTURE: dict[tuple[str, str], Field] = {
 FIELDS: dict[tuple[str, str], Field] = {
     **{("person", name): spec for name, spec in _PERSON.items()},
     ("user", "role"): Field(gettext_lazy("Role"), _role),
+    ("organization", "alarm_record_days"): Field(gettext_lazy("Alarms: who was alerted and how they answered (days)")),
+    ("organization", "push_idle_days"): Field(gettext_lazy("Push notifications: unused devices (days)")),
+    ("organization", "deactivated_days"): Field(gettext_lazy("Deactivated people (days)")),
     ("approval", "process"): Field(gettext_lazy("Process"), _choices(Approval.Process.choices)),
     ("approval", "subject"): Field(gettext_lazy("Concerns"), _subject),
     ("approval", "result"): Field(gettext_lazy("Why it was not carried out")),

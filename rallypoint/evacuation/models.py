@@ -329,12 +329,14 @@ declare(Presence, person=("membership",), kept="PRESENCE_HISTORY_DAYS",
         why=_("who is on site, for an evacuation; shown only during an alarm"), erased=_("deleted after this time"),
         purge="rallypoint.evacuation.presence.purge_expired",
         forget="delete")
-declare(StatusReport, fields=("note",), person=("membership", "reported_by"),
-        why=_("who reported whom safe, kept with the alarm"), erased=_("deleted with the person"),
-        forget="keep", purge="rallypoint.people.forget.purge_forgotten")
-declare(PersonState, person=("membership",), why=_("a person's last status in an alarm, kept with the alarm"),
-        erased=_("deleted with the person"),
-        forget="keep", purge="rallypoint.people.forget.purge_forgotten")
+declare(StatusReport, fields=("note",), person=("membership", "reported_by"), kept="ALARM_RECORD_DAYS",
+        why=_("who reported whom safe, kept with the alarm"),
+        erased=_("deleted after this time (the alarm keeps the counts), or with the person"), forget="keep",
+        purge=("rallypoint.people.forget.purge_forgotten", "rallypoint.people.retention.purge_alarm_records"))
+declare(PersonState, person=("membership",), kept="ALARM_RECORD_DAYS",
+        why=_("a person's last status in an alarm, kept with the alarm"),
+        erased=_("deleted after this time (the alarm keeps the counts), or with the person"), forget="keep",
+        purge=("rallypoint.people.forget.purge_forgotten", "rallypoint.people.retention.purge_alarm_records"))
 declare(ZoneReport, fields=("where",), person=("reported_by",), why=_("a zone's report, kept with the alarm"),
         erased=_("who reported it is removed with the person; the report stays"),
         forget="keep")

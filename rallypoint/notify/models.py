@@ -176,15 +176,19 @@ class MessengerAddress(models.Model):
 
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
 
-declare(Delivery, person=("recipient", "membership", "user"), why=_("a message to a person, kept with its alarm"),
-        erased=_("deleted with the person"),
-        forget="keep")
+declare(Delivery, person=("recipient", "membership", "user"), kept="ALARM_RECORD_DAYS",
+        why=_("a message to a person: an alarm's kept with the alarm; others (password links, reminders) "
+              "for RP_MESSAGE_LOG_DAYS"),
+        erased=_("deleted after this time (the alarm keeps the counts per channel), or with the person"),
+        forget="keep", purge=("rallypoint.people.retention.purge_alarm_records",
+                              "rallypoint.people.retention.purge_message_log"))
 declare(DeliveryAttempt, fields=("error",), why=_("each try to send a message, kept with it"),
         erased=_("deleted with the message"))
 declare(PushSubscription, fields=("endpoint", "endpoint_hash", "p256dh", "auth", "label"), person=("membership",),
-        why=_("as long as the device receives notifications"),
-        erased=_("deleted when turned off, at sign-out, when the push service drops it, and with the person"),
-        forget="delete")
+        kept="PUSH_IDLE_DAYS", why=_("as long as the device receives notifications"),
+        erased=_("deleted when turned off, at sign-out, when the push service drops it, when unused this long, "
+                 "and with the person"),
+        purge="rallypoint.people.retention.purge_idle_push", forget="delete")
 declare(MessengerAddress, fields=("url", "label"), person=("membership",), why=_("as long as the person keeps it"),
         erased=_("deleted when removed, and with the person"),
         forget="delete")

@@ -15,7 +15,7 @@ import uuid
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from rallypoint.accounts import apptokens, messages
@@ -227,7 +227,8 @@ def set_people_active(*, actor, site: Site, memberships, active: bool) -> int:
     with transaction.atomic():
         for membership in memberships:
             membership.is_active = active
-            membership.save(update_fields=["is_active"])
+            membership.deactivated_at = None if active else timezone.now()
+            membership.save(update_fields=["is_active", "deactivated_at"])
             _audit(actor, membership, "person.activated" if active else "person.deactivated",
                    {"active": [not active, active]}, batch)
             if membership.user_id is None:

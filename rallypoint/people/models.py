@@ -97,6 +97,8 @@ class Membership(models.Model):
     #: Visitors: when they are signed out (the end of the day of their visit).
     expires_at = models.DateTimeField(_("until"), null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    #: Since when the person is deactivated: ``RetentionPolicy.deactivated_days`` later they are forgotten.
+    deactivated_at = models.DateTimeField(null=True, blank=True, editable=False)
     #: When the person was forgotten (see people.forget).
     forgotten_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -216,12 +218,33 @@ class AccessReviewEntry(models.Model):
     def __str__(self) -> str:
         return f"access review entry #{self.pk}"
 
+class RetentionPolicy(models.Model):
+    """How long an organisation keeps what the installation lets it choose (docs/privacy.md gives the reasons
+    for the defaults). No row: the installation's defaults (``RP_ALARM_RECORD_DAYS`` …). Changed on the page
+    "Data retention" by a Super-admin, under four eyes (people.retention)."""
+
+    organization = models.OneToOneField("tenants.Organization", on_delete=models.CASCADE, related_name="retention")
+    #: Ended alarms keep who was alerted, their answers, status reports and messages this long; then only the
+    #: counts and times stay.
+    alarm_record_days = models.PositiveIntegerField(_("alarms: who was alerted and how they answered"))
+    #: A device's push subscription that has not received anything this long is removed.
+    push_idle_days = models.PositiveIntegerField(_("push notifications: unused devices"))
+    #: A deactivated person is deleted (forgotten) this long after their deactivation.
+    deactivated_days = models.PositiveIntegerField(_("deactivated people"))
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"retention of organisation #{self.organization_id}"
+
+
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
 
 declare(Membership, fields=("full_name", "phone", "department", "company"), person=("user", "host"),
-        why=_("as long as the person belongs to the site; visitors until the day after their visit"),
+        kept="DEACTIVATED_DAYS",
+        why=_("as long as the person belongs to the site (deactivated: this long); visitors until the day after "
+              "their visit"),
         erased=_("deleted with the person; a visitor the day after the visit unless an alarm's record names them"),
-        purge="rallypoint.evacuation.presence.purge_expired",
+        purge=("rallypoint.evacuation.presence.purge_expired", "rallypoint.people.retention.purge_deactivated"),
         forget={"user": "keep", "host": "detach"})
 declare(Group, person=("members", "leaders"),
         why=_("as long as the group exists"), erased=_("a person leaves every group when they are deleted"),

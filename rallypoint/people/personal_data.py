@@ -51,7 +51,7 @@ class Declaration:
     unit: str
     why: Promise | str
     erased: Promise | str
-    purge: str | None
+    purge: tuple[str, ...]
     forget: tuple[tuple[str, str], ...] = ()
 
     def forget_op(self, ref: str) -> str:
@@ -74,7 +74,7 @@ FORGET_OPS = ("delete", "detach", "keep")
 
 
 def declare(model: type, *, fields: tuple[str, ...] = (), person: tuple[str, ...] = (), kept: str | None = None,
-            unit: str = "days", why: Promise | str, erased: Promise | str, purge: str | None = None,
+            unit: str = "days", why: Promise | str, erased: Promise | str, purge: str | tuple[str, ...] = (),
             forget: str | dict[str, str] | None = None) -> None:
     """Declare what ``model`` holds about people (see the module's description)."""
     ops = {ref: forget for ref in person} if isinstance(forget, str) else dict(forget or {})
@@ -87,6 +87,7 @@ def declare(model: type, *, fields: tuple[str, ...] = (), person: tuple[str, ...
         raise ValueError(f"{model._meta.label}: there is no setting {kept}")
     if unit not in ("days", "hours"):
         raise ValueError(f"{model._meta.label}: retention counts days or hours, not {unit}")
+    purge = (purge,) if isinstance(purge, str) else tuple(purge)
     _registry[model] = Declaration(model, tuple(fields), tuple(person), kept, unit, why, erased, purge,
                                    tuple(ops.items()))
 
@@ -101,7 +102,7 @@ def declaration_of(model: type) -> Declaration | None:
 
 def purges() -> dict[str, Callable[[datetime], int]]:
     """Every declared purge, each once (one handler may serve several models), by dotted path."""
-    return {path: import_string(path) for path in sorted({d.purge for d in _registry.values() if d.purge})}
+    return {path: import_string(path) for path in sorted({p for d in _registry.values() for p in d.purge})}
 
 
 def purge_all(now: datetime | None = None) -> dict[str, int]:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from rallypoint.people import review_views, views
+from rallypoint.people import retention_views, review_views, views
 
 app_name = "people"
 urlpatterns = [
@@ -13,8 +13,11 @@ urlpatterns = [
     path("people/<int:membership_id>/activation/", views.person_activation, name="person_activation"),
     path("people/<int:membership_id>/invite/", views.person_invite, name="person_invite"),
     path("people/<int:membership_id>/delete/", views.person_delete, name="person_delete"),
+    path("people/<int:membership_id>/data/", views.person_data_request, name="person_data_request"),
+    path("people/data/<int:approval_id>.json", views.person_data_approved, name="person_data_approved"),
     path("people/<int:membership_id>/sessions/end/", views.person_sessions_end, name="person_sessions_end"),
     path("people/review/", review_views.access_review, name="access_review"),
+    path("retention/", retention_views.retention_page, name="retention"),
     path("people/review/<int:review_id>/confirm-rest/", review_views.access_review_confirm_rest,
          name="access_review_confirm_rest"),
     path("people/review/<int:review_id>/<int:entry_id>/", review_views.access_review_decide,

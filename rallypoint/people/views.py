@@ -16,7 +16,7 @@ from rallypoint.accounts.forms import ImportForm, NewPersonForm, PersonForm
 from rallypoint.audit import approvals
 from rallypoint.audit.models import Approval
 from rallypoint.people import actions as people
-from rallypoint.people import forget
+from rallypoint.people import forget, subject_access
 from rallypoint.people.forms import GroupForm
 from rallypoint.people.models import NOT_SUPPORT, Group, Membership
 from rallypoint.tenants.roles import Perm
@@ -289,3 +289,44 @@ def group_delete(request, group_id: int):
     people.delete_group(actor=request.user, group=get_group_for_request(request, group_id))
     messages.success(request, _("Group deleted."))
     return redirect("people:groups")
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def person_data_request(request, membership_id: int):
+    """An administrator produces a person's data for them (Art. 15), after a second administrator approved."""
+    membership = get_membership_for_request(request, membership_id)
+    organization = request.site.organization
+    if not approvals.required(organization, approvals.Process.EXPORT_PERSON):
+        return _person_data(membership)
+    approvals.request(process=approvals.Process.EXPORT_PERSON, actor=request.user, organization=organization,
+                      site=request.site, subject={"membership": membership.pk})
+    messages.success(request, _("A second administrator must approve this. Once they have, download it here, "
+                                "once."))
+    return redirect("audit:approvals")
+
+
+@require_GET
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def person_data_approved(request, approval_id: int):
+    approval = Approval.objects.filter(pk=approval_id, site=request.site,
+                                       process=Approval.Process.EXPORT_PERSON).first()
+    if approval is None:
+        raise Http404
+    membership = Membership.objects.filter(pk=approval.subject.get("membership"), site=request.site).first()
+    if membership is None:
+        raise Http404
+    try:
+        approvals.use_once(approval=approval, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("audit:approvals")
+    return _person_data(membership)
+
+
+def _person_data(membership: Membership) -> HttpResponse:
+    """The person's data at this site (their membership, and their account's sign-in data)."""
+    data = subject_access.collect(user=membership.user, memberships=[membership])
+    response = HttpResponse(subject_access.as_json(data), content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="person-{membership.pk}-data.json"'
+    return response
