@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/second-factor/", include("rallypoint.accounts.mfa_urls")),
     path("accounts/", include("rallypoint.accounts.urls")),
     path("audit/", include("rallypoint.audit.urls")),
+    path("report/", include("rallypoint.ops.report_urls")),
     path("api/", api.urls),
     path("structure/", include("rallypoint.evacuation.structure_urls")),
     path("", include("rallypoint.alarms.urls")),

@@ -142,6 +142,24 @@ def test_an_employee_keeps_their_own_details(browser, server, viewport, name):
     page.context.close()
 
 
+@pytest.mark.parametrize("viewport, locale, heading, name", [
+    (DESKTOP, "en-GB", "Art. 32 report", "tom-report-desktop"),
+    (PHONE, "de-DE", "Art.-32-Bericht", "tom-report-phone-de"),
+])
+def test_the_art_32_report_reads_well(browser, server, viewport, locale, heading, name):
+    page, errors = new_page(browser, server, viewport, locale=locale,
+                            storage_state=signed_in_state(browser, server, "superadmin"))
+    page.goto("/report/")
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+    expect(page.locator(".tom-list > li")).to_have_count(20)
+    expect(page.locator("#tom-summary")).to_contain_text(re.compile(r"\d"))
+    screenshot(page, name, full_page=False)
+    screenshot(page, f"{name}-full")
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], "the page is wider"
+    assert errors == []
+    page.context.close()
+
+
 DELETION_TEXTS = {
     "en-GB": {"start": "Delete my data …", "password": "Your password", "confirm": "I understand",
               "go": "Delete my data for good", "gone": "Your data is deleted", "delete": "Delete this person …",

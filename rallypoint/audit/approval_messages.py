@@ -24,10 +24,10 @@ class ApprovalRequest(MessageKind):
     def prepare(self, deliveries):
         members = Membership.objects.select_related("user", "site").in_bulk(
             {d.membership_id for d in deliveries if d.membership_id})
-        requests = Approval.objects.in_bulk({(d.context or {}).get("approval") for d in deliveries})
+        asked = Approval.objects.in_bulk({(d.context or {}).get("approval") for d in deliveries})
         result = {}
         for d in deliveries:
-            person, approval = members.get(d.membership_id), requests.get((d.context or {}).get("approval"))
+            person, approval = members.get(d.membership_id), asked.get((d.context or {}).get("approval"))
             if (person is None or approval is None or approval.state != Approval.State.PENDING
                     or not person.is_active or not person.signs_in or not person.user.is_active):
                 result[d.pk] = GONE  # decided meanwhile, or no longer theirs to decide

@@ -25,6 +25,7 @@ from rallypoint.accounts.pow import purge_used
 from rallypoint.audit.approvals import expire_due
 from rallypoint.lib.dbpool import before_work, give_back
 from rallypoint.ops.models import JobState
+from rallypoint.ops.tom_report import send_monthly
 from rallypoint.people.personal_data import purge_all
 from rallypoint.people.reviews import open_due_reviews
 
@@ -47,6 +48,7 @@ JOBS: dict[str, Job] = {
         Job("proof_of_work.purge_used", timedelta(minutes=15), purge_used),
         Job("access_review.open_due", timedelta(days=1), open_due_reviews),
         Job("approvals.expire", timedelta(minutes=15), expire_due),
+        Job("tom_report.monthly", timedelta(days=1), send_monthly),
     ]
 }
 
