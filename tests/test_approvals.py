@@ -110,9 +110,13 @@ def test_an_approved_export_downloads_once(world):
 
 
 def test_an_organisation_chooses_its_processes_but_granting_administrator_stays(world):
-    OrganizationSecurity.objects.filter(organization=world.org_a).update(four_eyes=[])
-    world.org_a.refresh_from_db()
     admin, guest = world.a.people[Role.ADMIN], world.a.people[Role.GUEST]
+    assert _client(admin.user, world.a.site).post("/audit/approvals/processes/", {}).status_code == 403
+    response = _client(world.super_a, world.a.site).post("/audit/approvals/processes/", {"process": ["export_people"]})
+    assert response.status_code == 302
+    assert OrganizationSecurity.objects.get(organization=world.org_a).four_eyes == ["export_people", "grant_admin"]
+    assert AuditEntry.objects.filter(action="four_eyes.changed").exists()
+    world.org_a.refresh_from_db()
     response = _client(admin.user, world.a.site).post(f"/people/{guest.pk}/delete/", {"reason": ""})
     assert response.status_code == 302 and response["Location"] == "/people/"
     assert not Membership.objects.filter(pk=guest.pk).exists()  # at once

@@ -229,6 +229,7 @@ def test_every_field_the_trail_holds_has_a_label(world, busy_site, settings):
     client.post(f"/people/{world.a.people[Role.GUEST].pk}/delete/", {"reason": "left"})
     approvals.expire_due(timezone.now() + timedelta(days=2))
     forget.forget_person(membership=world.a.people[Role.MEMBER], actor=None, why="asked")
+    approvals.set_processes(organization=world.org_a, processes=["export_people"], actor=world.super_a)
     mfa.set_policy(organization=world.org_a, value="everyone", actor=None)
     tenant_actions.grant_super_admin(actor=None, organization=world.org_a, user=world.a.people[Role.LEAD].user)
     support = Membership.objects.get(site=world.a.site, user__is_support=True)

@@ -64,6 +64,7 @@ ROUTES = {
     "people/<int:membership_id>/data/": "site",
     "people/data/<int:approval_id>.json": "site",
     "audit/approvals/": "site",
+    "audit/approvals/processes/": "site",
     "retention/": "site",
     "report/": "site",
     "report/report.pdf": "site",
@@ -73,6 +74,7 @@ ROUTES = {
     "audit/approvals/<int:approval_id>/alone/": "site",
     "people/export/<int:approval_id>.csv": "site",
     "accounts/profile/messenger/": "site",
+    "accounts/profile/notifications/": "site",
     "accounts/profile/messenger/<int:address_id>/remove/": "site",
     "accounts/password-reset/": "public",
     "accounts/second-factor/verify/": "public",
@@ -478,6 +480,9 @@ NOT_TENANT_DATA = {
     "accounts.OrganizationSecurity": "an organisation-level setting, changed by the organisation's Super-admins",
     "accounts.UsedProofOfWork": "signatures of solved bot checks; no tenant, no personal data",
     "accounts.UserSession": "a user's session; shown only to that user, ended by admins through a membership",
+    "people.RetentionPolicy": "an organisation-level setting, changed by its Super-admins under four eyes",
+    "ops.MeasureDeclaration": "an organisation's declaration for the Art. 32 report; its Super-admins only",
+    "ops.ReportSettings": "who receives an organisation's Art. 32 report; its Super-admins only",
 }
 
 

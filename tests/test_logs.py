@@ -239,3 +239,45 @@ def test_the_evacuation_flows_log_no_personal_data(world, captured):
     for marker in ("Zqnote", "Zqwhere", "Zqwalkin", "Zqcompany", "Zqvisitor", "Zqlisted", "Zqclass", "zqmail",
                    "Pupil 0zq", world.a.people[Role.GUEST].user.email):
         assert marker not in output, f"personal data {marker!r} in the logs"
+
+
+def test_the_data_protection_flows_log_no_personal_data(world, signed_in, captured, send_outbox):
+    """Four-eyes requests and decisions, subject access, retention, the Art. 32 report, self-deletion."""
+    from rallypoint.audit import approvals
+    from rallypoint.audit.models import Approval
+
+    admin = signed_in(Role.ADMIN)
+    admin.post("/people/new/", {**MARK, "role": "admin"})  # the role waits for a second administrator
+    membership = world.a.site.memberships.get(user__email_index=email_index(MARK["email"]))
+    admin.post(f"/people/{membership.pk}/data/")
+    admin.post(f"/people/{membership.pk}/delete/", {"reason": MARK["full_name"]})
+    admin.post("/people/export.csv")
+    send_outbox()  # the approval requests go out
+    for approval in Approval.objects.filter(state="pending").exclude(process="delete_person"):
+        approvals.decide(approval=approval, approver=world.super_a, approve=True)
+    admin.get("/audit/approvals/")
+    admin.get(f"/people/data/{Approval.objects.get(process='export_person').pk}.json")
+    superadmin = Client()
+    superadmin.force_login(world.super_a)
+    session = superadmin.session
+    session["rp_site_id"] = world.a.site.pk
+    session.save()
+    superadmin.post("/retention/", {"alarm_record_days": "400", "push_idle_days": "60", "deactivated_days": "180",
+                                    "reason": MARK["full_name"]})
+    superadmin.get("/report/")
+    superadmin.get("/report/report.pdf")
+    superadmin.post("/report/declarations/", {"training_text": MARK["full_name"], "officer": str(membership.pk)})
+    approvals.decide(approval=Approval.objects.get(process="delete_person"), approver=world.super_a, approve=True)
+    person = Client()
+    me = world.a.people[Role.EMPLOYEE]
+    me.user.set_password(PASSWORD)
+    me.user.save()
+    person.force_login(me.user)
+    person.get("/accounts/profile/my-data/")
+    person.get("/accounts/profile/my-data.json")
+    person.post("/accounts/profile/delete/", {"password": "wrong " + PASSWORD, "confirm": "on"}, REMOTE_ADDR=CLIENT)
+    person.post("/accounts/profile/delete/", {"password": PASSWORD, "confirm": "on"}, REMOTE_ADDR=CLIENT)
+    output = captured.getvalue()
+    assert output, "the flows logged nothing at all: the capture is broken"
+    for marker in [*MARKERS, "NameAaemployeezq", me.user.email]:
+        assert marker not in output, f"personal data {marker!r} in the logs"

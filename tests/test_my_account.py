@@ -96,3 +96,33 @@ def test_nobody_removes_someone_elses_messenger_address(world, signed_in):
     client = signed_in(Role.EMPLOYEE)
     assert client.post(f"/accounts/profile/messenger/{other.pk}/remove/").status_code == 404
     assert MessengerAddress.objects.filter(pk=other.pk).exists()
+
+
+def test_a_person_mutes_channels_for_information_but_alarms_still_use_them(world, signed_in):
+    from rallypoint.alarms.actions import trigger_alarm
+    from rallypoint.alarms.models import Scenario
+    from rallypoint.notify.models import ChannelMute, Delivery
+    from tests.alarm_fixtures import fire_scenario
+
+    me = world.a.people[Role.EMPLOYEE]
+    client = signed_in(Role.EMPLOYEE)
+    response = client.post("/accounts/profile/notifications/", {"channel": ["push", "email", "voice", "apprise"]})
+    assert response.status_code == 302
+    assert list(ChannelMute.objects.filter(membership=me).values_list("channel", flat=True)) == ["sms"]
+    assert 'value="sms">' in client.get("/accounts/profile/").content.decode()  # shown off (not checked)
+    assert AuditEntry.objects.filter(action="person.updated", changes__has_key="muted_channels").exists()
+    client.post("/accounts/profile/notifications/", {"channel": ["push", "email", "voice", "apprise", "bogus"]})
+    assert ChannelMute.objects.filter(membership=me).count() == 1  # an unknown channel changes nothing
+
+    lead = world.a.people[Role.LEAD].user
+    news = fire_scenario(world.a.site, name="Canteen closed", channels=("inapp", "email", "sms"),
+                         category=Scenario.Category.INFORMATION)
+    info, _ = trigger_alarm(site=world.a.site, scenario=news, user=lead)
+    fire = fire_scenario(world.a.site, name="Fire", channels=("inapp", "email", "sms"))
+    alarm, _ = trigger_alarm(site=world.a.site, scenario=fire, user=lead)
+
+    def channels(of):
+        return set(Delivery.objects.filter(alarm=of, recipient__membership=me).values_list("channel", flat=True))
+
+    assert channels(info) == {"inapp", "email"}  # no SMS for information
+    assert channels(alarm) == {"inapp", "email", "sms"}  # the fire alarm still comes by SMS

@@ -19,10 +19,17 @@ from rallypoint.accounts.forms import validate_phone
 from rallypoint.accounts.models import User
 from rallypoint.accounts.sessions import forget_on_device
 from rallypoint.accounts.views import password_changed
+from rallypoint.alarms.models import CHANNEL_CHOICES
 from rallypoint.audit.actions import record_security_event
 from rallypoint.audit.models import SecurityEvent
-from rallypoint.notify.addresses import add_messenger_address, remove_messenger_address, service_of
-from rallypoint.notify.models import MessengerAddress
+from rallypoint.notify.addresses import (
+    MUTABLE_CHANNELS,
+    add_messenger_address,
+    remove_messenger_address,
+    service_of,
+    set_muted_channels,
+)
+from rallypoint.notify.models import ChannelMute, MessengerAddress
 from rallypoint.people import subject_access
 from rallypoint.people.actions import update_own_details
 from rallypoint.people.forget import forget_account
@@ -66,10 +73,15 @@ def _page(request, *, language=None, details=None, password=None, messenger=None
                               prefix="details")
     addresses = [{"row": a, "service": service_of(a.url)}
                  for a in MessengerAddress.objects.filter(membership=membership)] if membership else []
+    muted = set(ChannelMute.objects.filter(membership=membership).values_list("channel", flat=True)) if membership \
+        else set()
+    labels = dict(CHANNEL_CHOICES)
+    channels = [{"value": c, "label": labels[c], "on": c not in muted} for c in MUTABLE_CHANNELS]
     return render(request, "accounts/profile.html", {
         "form": language or LanguageForm(instance=request.user), "details": details,
         "password_form": password or PasswordForm(request.user, prefix="password"),
         "messenger_form": messenger or MessengerForm(prefix="messenger"), "addresses": addresses,
+        "channels": channels,
     }, status=status)
 
 
@@ -195,3 +207,20 @@ def my_data_json(request):
     response = HttpResponse(subject_access.as_json(data), content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="my-rallypoint-data.json"'
     return response
+
+
+@login_required
+@require_POST
+def notifications(request):
+    """Which channels carry information messages to me (alarms always use every channel)."""
+    if request.membership is None:
+        raise Http404
+    wanted = set(request.POST.getlist("channel"))
+    try:
+        set_muted_channels(actor=request.user, membership=request.membership,
+                           channels=[c for c in MUTABLE_CHANNELS if c not in wanted])
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Changes saved."))
+    return redirect("accounts:profile")

@@ -14,6 +14,7 @@ urlpatterns = [
     path("profile/my-data.json", profile_views.my_data_json, name="my_data_json"),
     path("profile/password/", profile_views.password_change, name="password_change"),
     path("profile/messenger/", profile_views.messenger_add, name="messenger_add"),
+    path("profile/notifications/", profile_views.notifications, name="notifications"),
     path("profile/messenger/<int:address_id>/remove/", profile_views.messenger_remove, name="messenger_remove"),
     path("sessions/", views.sessions, name="sessions"),
     path("sessions/end-all/", views.sessions_end_all, name="sessions_end_all"),

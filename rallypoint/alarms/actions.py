@@ -174,7 +174,8 @@ _DELIVERY_COLUMNS = ("site_id, kind, alarm_id, recipient_id, channel, key, event
 
 
 def _queue(alarm: Alarm, recipients, channels, event: str) -> int:
-    """One delivery per recipient (a queryset of AlarmRecipient) and channel: the outbox rows.
+    """One delivery per recipient (a queryset of AlarmRecipient) and channel: the outbox rows. For an
+    information scenario, not on a channel the person muted.
 
     One ``INSERT … SELECT`` per channel, so that an alarm to ten thousand people is written in
     milliseconds and its event reaches the stream without waiting for Python to build rows.
@@ -182,11 +183,14 @@ def _queue(alarm: Alarm, recipients, channels, event: str) -> int:
     ops = connection.ops
     now = ops.adapt_datetimefield_value(timezone.now())
     new_key = time_ordered_key_sql(connection.vendor)
-    ids_sql, ids_params = recipients.values("pk").query.sql_with_params()
+    information = alarm.scenario.category == Scenario.Category.INFORMATION
     table, source = Delivery._meta.db_table, AlarmRecipient._meta.db_table
     queued = 0
     with connection.cursor() as cursor:
         for channel in channels:
+            # Information messages respect each person's muted channels (My account); alarms reach every channel.
+            wanted = recipients.exclude(membership__channel_mutes__channel=channel) if information else recipients
+            ids_sql, ids_params = wanted.values("pk").query.sql_with_params()
             cursor.execute(
                 f"INSERT INTO {table} ({_DELIVERY_COLUMNS}) "  # noqa: S608  # nosec B608 - table and column names are ours
                 f"SELECT %s, 'alarm', %s, r.id, %s, {new_key}, %s, 'pending', %s, 0, %s, '', %s, '', '{{}}' "

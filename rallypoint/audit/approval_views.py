@@ -68,6 +68,7 @@ def approval_list(request):
         "open": _rows(request, site_rows.filter(state=Approval.State.PENDING).order_by("requested_at")),
         "decided": _rows(request, site_rows.exclude(state=Approval.State.PENDING)[:RECENT]),
         "hours": settings.APPROVAL_HOURS, "site_zone": request.site.time_zone,
+        "processes": _process_choices(request) if Perm.MANAGE_SUPER_ADMINS in request.site_perms else None,
     })
 
 
@@ -142,4 +143,24 @@ def approval_alone(request, approval_id: int):
             messages.success(request, _("Carried out without a second person. The Art. 32 report lists it."))
         else:
             messages.error(request, _("It could not be carried out: %(why)s") % {"why": approval.result})
+    return redirect("audit:approvals")
+
+
+def _process_choices(request) -> list[dict]:
+    chosen = approvals.organization_processes(request.site.organization)
+    labels = dict(Approval.Process.choices)
+    return [{"value": p, "label": labels[p], "checked": p in chosen, "fixed": p in approvals.ALWAYS}
+            for p in approvals.PROCESSES]
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_SUPER_ADMINS)
+def approval_processes(request):
+    try:
+        approvals.set_processes(organization=request.site.organization, processes=request.POST.getlist("process"),
+                                actor=request.user)
+    except (PermissionDenied, ValidationError) as exc:
+        _refused(request, exc)
+    else:
+        messages.success(request, _("Changes saved."))
     return redirect("audit:approvals")

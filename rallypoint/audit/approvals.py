@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
+from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.audit.actions import record_many
 from rallypoint.audit.models import Approval, AuditEntry
 from rallypoint.notify import outbox
@@ -241,3 +242,20 @@ def purge_decided(now: datetime) -> int:
     cutoff = now - timedelta(days=settings.AUDIT_RETENTION_DAYS)
     deleted, _unused = Approval.objects.exclude(state=State.PENDING).filter(requested_at__lt=cutoff).delete()
     return deleted
+
+
+def set_processes(*, organization: Organization, processes: list[str], actor) -> None:
+    """Which processes the organisation puts under four eyes (Super-admins; granting Administrator stays)."""
+    if not may_act(actor, Process.CHANGE_RETENTION, organization_id=organization.pk, site=None):
+        raise PermissionDenied
+    unknown = set(processes) - set(PROCESSES)
+    if unknown:
+        raise ValidationError(_("Unknown process."))
+    chosen = sorted(set(processes) | ALWAYS)
+    before = sorted(organization_processes(organization) & set(PROCESSES))
+    with transaction.atomic():
+        OrganizationSecurity.objects.update_or_create(organization=organization, defaults={"four_eyes": chosen})
+        if chosen != before:
+            record_many([AuditEntry(organization=organization, site=None, actor=actor, action="four_eyes.changed",
+                                    object_type="organization", object_id=str(organization.pk),
+                                    changes={"four_eyes": [before, chosen]})])

@@ -111,6 +111,8 @@ _PERSON = {
     "messages_cancelled": Field(gettext_lazy("Messages not sent")),
     "account": Field(gettext_lazy("Account"), _choices(ACCOUNT_AFTER)),
     "approval": Field(gettext_lazy("Approved request no.")),
+    "muted_channels": Field(gettext_lazy("No information messages by"), lambda v: ", ".join(
+        str(dict(CHANNEL_CHOICES).get(c, c)) for c in (v or [])) or "–"),
 }
 _LEVEL = {
     "name": Field(gettext_lazy("Name")),
@@ -168,6 +170,13 @@ FIELDS: dict[tuple[str, str], Field] = {
     ("organization", "alarm_record_days"): Field(gettext_lazy("Alarms: who was alerted and how they answered (days)")),
     ("organization", "push_idle_days"): Field(gettext_lazy("Push notifications: unused devices (days)")),
     ("organization", "deactivated_days"): Field(gettext_lazy("Deactivated people (days)")),
+    ("organization", "four_eyes"): Field(gettext_lazy("Under four eyes"), lambda v: ", ".join(
+        str(dict(Approval.Process.choices).get(p, p)) for p in (v or []))),
+    ("organization", "officer"): Field(gettext_lazy("Data-protection officer"), refers="person"),
+    ("organization", "training"): Field(gettext_lazy("Training checked on")),
+    ("organization", "physical"): Field(gettext_lazy("Physical access checked on")),
+    ("organization", "processors"): Field(gettext_lazy("Processors checked on")),
+    ("organization", "recovery_drill"): Field(gettext_lazy("Recovery drill checked on")),
     ("approval", "process"): Field(gettext_lazy("Process"), _choices(Approval.Process.choices)),
     ("approval", "subject"): Field(gettext_lazy("Concerns"), _subject),
     ("approval", "result"): Field(gettext_lazy("Why it was not carried out")),

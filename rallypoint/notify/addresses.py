@@ -8,12 +8,12 @@ only the service ("tgram").
 from __future__ import annotations
 
 import apprise
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from rallypoint.audit.actions import record
-from rallypoint.notify.models import MessengerAddress
+from rallypoint.notify.models import ChannelMute, MessengerAddress
 from rallypoint.people.models import Membership
 
 MAX_ADDRESSES = 5
@@ -51,3 +51,27 @@ def remove_messenger_address(*, actor, address: MessengerAddress) -> None:
         record(actor=actor, organization=membership.site.organization, site=membership.site,
                action="messenger.removed", object_type="person", object_id=membership.pk,
                changes={"messenger": [name, None]})
+
+
+#: The channels a person may mute for information messages (the app itself always shows them).
+MUTABLE_CHANNELS = ("push", "email", "sms", "voice", "apprise")
+
+
+def set_muted_channels(*, actor, membership: Membership, channels) -> list[str]:
+    """The channels on which ``membership`` gets no information messages (alarms reach every channel)."""
+    if actor is None or membership.user_id != actor.pk:
+        raise PermissionDenied
+    chosen = sorted(set(channels))
+    if not set(chosen) <= set(MUTABLE_CHANNELS):
+        raise ValidationError({"muted": _("Choose among the channels listed.")})
+    with transaction.atomic():
+        before = sorted(ChannelMute.objects.filter(membership=membership).values_list("channel", flat=True))
+        if before == chosen:
+            return chosen
+        ChannelMute.objects.filter(membership=membership).exclude(channel__in=chosen).delete()
+        ChannelMute.objects.bulk_create([ChannelMute(site=membership.site, membership=membership, channel=c)
+                                         for c in chosen if c not in before])
+        record(actor=actor, organization=membership.site.organization, site=membership.site,
+               action="person.updated", object_type="person", object_id=membership.pk,
+               changes={"muted_channels": [before, chosen]})
+    return chosen

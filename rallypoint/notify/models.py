@@ -174,6 +174,21 @@ class MessengerAddress(models.Model):
         return f"Messenger address #{self.pk}"
 
 
+class ChannelMute(models.Model):
+    """A person does not want information messages on this channel (My account). Alarms reach every channel
+    regardless: a person who turned SMS off still gets the fire alarm by SMS."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="channel_mutes")
+    channel = models.CharField(max_length=12, choices=CHANNEL_CHOICES)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["membership", "channel"], name="one_mute_per_channel")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} muted for membership #{self.membership_id}"
+
+
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
 
 declare(Delivery, person=("recipient", "membership", "user"), kept="ALARM_RECORD_DAYS",
@@ -192,3 +207,5 @@ declare(PushSubscription, fields=("endpoint", "endpoint_hash", "p256dh", "auth",
 declare(MessengerAddress, fields=("url", "label"), person=("membership",), why=_("as long as the person keeps it"),
         erased=_("deleted when removed, and with the person"),
         forget="delete")
+declare(ChannelMute, person=("membership",), why=_("as long as the person keeps the choice"),
+        erased=_("deleted when changed back, and with the person"), forget="delete")
