@@ -14,6 +14,7 @@ from django.core import mail
 
 from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.accounts.models import User
+from rallypoint.audit.models import Approval
 from rallypoint.evacuation import rollcall
 from rallypoint.people.actions import save_group
 from rallypoint.people.models import Group, Membership
@@ -90,8 +91,12 @@ def world(db) -> World:
     b.markers.append("NameSuperBzq")
     # Tests of other features sign administrators in with force_login and must not stop at the
     # second-factor enrolment gate; tests/test_mfa.py goes back to the default policy.
+    # Likewise the organisation-level four-eyes processes and trigger keys: tests of keys, sites, Super-admins and
+    # the second-factor rule act directly; tests/test_approvals.py turns every process on (the default).
+    direct = {"trigger_key", "second_factor_rule", "grant_super_admin", "delete_site"}
     for org in (org_a, org_b):
-        OrganizationSecurity.objects.create(organization=org, second_factor=OrganizationSecurity.SecondFactor.OPTIONAL)
+        OrganizationSecurity.objects.create(organization=org, second_factor=OrganizationSecurity.SecondFactor.OPTIONAL,
+                                            four_eyes=[p for p in Approval.Process.values if p not in direct])
     mail.outbox.clear()
     return World(org_a=org_a, org_b=org_b, a=a, a2=a2, b=b, super_a=super_a, super_b=super_b)
 

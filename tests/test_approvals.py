@@ -163,3 +163,72 @@ def test_another_sites_requests_are_out_of_reach(world):
     assert approval.pk not in [a for a in stranger.get("/audit/approvals/").context["open"]]
     assert stranger.post(f"/audit/approvals/{approval.pk}/decide/", {"decision": "approve"}).status_code == 404
     assert Membership.objects.filter(pk=guest.pk).exists()
+
+
+def _all_under_four_eyes(world) -> None:
+    OrganizationSecurity.objects.filter(organization=world.org_a).update(four_eyes=None)  # the default: all
+    world.org_a.refresh_from_db()
+
+
+def test_the_organisations_own_processes_wait_for_a_second_super_admin(world):
+    from rallypoint.accounts import mfa
+    from rallypoint.tenants.models import Site, SuperAdmin
+
+    _all_under_four_eyes(world)
+    second = world.a.people[Role.LEAD].user
+    tenants.grant_super_admin(actor=None, organization=world.org_a, user=second)
+    first = _client(world.super_a, world.a.site)
+    employee = world.a.people[Role.EMPLOYEE].user
+    assert first.post("/super-admins/", {"email": employee.email})["Location"] == "/audit/approvals/"
+    first.post("/accounts/second-factor/policy/", {"second_factor": "everyone"})  # a fresh sign-in: may change it
+    first.post(f"/sites/{world.a2.site.pk}/delete/", {"confirm_name": world.a2.site.name})
+    assert not SuperAdmin.objects.filter(user=employee).exists() and Site.objects.filter(pk=world.a2.site.pk).exists()
+    pending = Approval.objects.filter(state="pending", site=None)
+    assert set(pending.values_list("process", flat=True)) >= {"grant_super_admin", "delete_site"}
+    page = _client(second, world.a.site).get("/audit/approvals/").content.decode()
+    assert world.a2.site.name in page and "NameAaemployeezq" in page
+    for approval in pending:
+        with pytest.raises(PermissionDenied):
+            approvals.decide(approval=approval, approver=world.super_a, approve=True)  # not one's own
+        with pytest.raises(PermissionDenied):
+            approvals.decide(approval=approval, approver=world.a.people[Role.ADMIN].user, approve=True)  # no admin
+        approvals.decide(approval=approval, approver=second, approve=True)
+    assert SuperAdmin.objects.filter(user=employee, organization=world.org_a).exists()
+    assert not Site.objects.filter(pk=world.a2.site.pk).exists()
+    if Approval.objects.filter(process="second_factor_rule").exists():
+        assert mfa.policy_of(world.org_a) == "everyone"
+
+
+def test_a_key_that_may_raise_alarms_works_only_once_approved(world):
+    from rallypoint.integrations.actions import authenticate_api_key, create_api_key
+    from tests.alarm_fixtures import fire_scenario
+
+    _all_under_four_eyes(world)
+    fire = fire_scenario(world.a.site)
+    key, raw = create_api_key(actor=world.a.people[Role.ADMIN].user, site=world.a.site, name="Panel", scenarios=[fire])
+    assert authenticate_api_key(raw) is None  # not yet
+    approvals.decide(approval=key.pending_approval, approver=world.super_a, approve=True)
+    assert authenticate_api_key(raw) == key
+    presence_only, raw2 = create_api_key(actor=world.a.people[Role.ADMIN].user, site=world.a.site, name="Doors",
+                                         scenarios=[], reports_presence=True)
+    assert authenticate_api_key(raw2) == presence_only  # raises no alarm: no second person needed
+
+
+def test_a_lost_second_factor_is_reset_after_a_second_administrator_approves(world):
+    from rallypoint.accounts.mfa_models import TotpDevice
+    from rallypoint.accounts.models import UserSession
+
+    employee = world.a.people[Role.EMPLOYEE]
+    TotpDevice.objects.create(user=employee.user, secret="JBSWY3DPEHPK3PXP", confirmed=True)
+    phone = Client()
+    phone.force_login(employee.user)
+    requester = _client(world.a.people[Role.ADMIN].user, world.a.site)
+    assert "Reset second factor" in requester.get(f"/people/{employee.pk}/").content.decode()
+    assert requester.post(f"/people/{employee.pk}/second-factor/reset/")["Location"] == "/audit/approvals/"
+    assert TotpDevice.objects.filter(user=employee.user).exists()
+    approvals.decide(approval=Approval.objects.get(process="reset_second_factor"), approver=world.super_a,
+                     approve=True)
+    assert not TotpDevice.objects.filter(user=employee.user).exists()
+    assert not UserSession.objects.filter(user=employee.user).exists()  # signed out everywhere
+    again = requester.post(f"/people/{employee.pk}/second-factor/reset/", follow=True)
+    assert "This person has no second factor." in again.content.decode()

@@ -62,6 +62,7 @@ ROUTES = {
     "accounts/profile/my-data/": "site",
     "accounts/profile/my-data.json": "site",
     "people/<int:membership_id>/data/": "site",
+    "people/<int:membership_id>/second-factor/reset/": "site",
     "people/data/<int:approval_id>.json": "site",
     "audit/approvals/": "site",
     "audit/approvals/processes/": "site",

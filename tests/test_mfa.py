@@ -20,8 +20,10 @@ from webauthn.helpers import bytes_to_base64url
 from rallypoint.accounts import mfa, throttle
 from rallypoint.accounts.mfa_models import OrganizationSecurity, Passkey, RecoveryCode, TotpDevice
 from rallypoint.accounts.models import UserSession
-from rallypoint.audit.models import AuditEntry, SecurityEvent
+from rallypoint.audit import approvals
+from rallypoint.audit.models import Approval, AuditEntry, SecurityEvent
 from rallypoint.people.models import Membership
+from rallypoint.tenants.actions import grant_super_admin
 from rallypoint.tenants.roles import SUPER_ADMIN, Role
 from tests.conftest import PASSWORD
 from tests.pow import pow_field
@@ -474,7 +476,11 @@ def test_a_super_admin_sets_the_policy_and_it_is_audited(signed_in, world):
     client = signed_in(SUPER_ADMIN)
     assert client.get("/accounts/second-factor/policy/").status_code == 200
     response = client.post("/accounts/second-factor/policy/", {"second_factor": "everyone"})
-    assert response.status_code == 302
+    assert response.status_code == 302 and response["Location"] == "/audit/approvals/"  # four-eyes by default
+    assert mfa.policy_of(world.org_a) == "admins"
+    lead = world.a.people[Role.LEAD].user
+    grant_super_admin(actor=None, organization=world.org_a, user=lead)
+    approvals.decide(approval=Approval.objects.get(process="second_factor_rule"), approver=lead, approve=True)
     assert mfa.policy_of(world.org_a) == "everyone" and mfa.policy_of(world.org_b) == "admins"
     entry = AuditEntry.objects.get(action="organization.second_factor_policy")
     assert entry.organization == world.org_a and entry.changes == {"second_factor": ["admins", "everyone"]}

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import pyotp
 import segno
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -489,3 +490,11 @@ def mark_reauthenticated(request) -> None:
     """The person proved again who they are: note when, and give the session a new key (ASVS 7.2.4)."""
     request.session.cycle_key()
     request.session[REAUTH_AT] = int(time.time())
+
+
+def set_policy_approved(approval, approver) -> None:
+    """The approved change of the second-factor rule (audit.approvals)."""
+    value = approval.subject.get("second_factor")
+    if value not in OrganizationSecurity.SecondFactor.values:
+        raise ValidationError(_("Unknown rule."))
+    set_policy(organization=approval.organization, value=value, actor=approver)

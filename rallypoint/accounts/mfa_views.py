@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from rallypoint.accounts import mfa, throttle
 from rallypoint.accounts.mfa_models import OrganizationSecurity, Passkey, TotpDevice
+from rallypoint.audit import approvals
 from rallypoint.audit.actions import record_security_event, request_ip
 from rallypoint.audit.models import SecurityEvent
 from rallypoint.tenants.roles import Perm
@@ -324,7 +325,14 @@ def policy(request):
         if not mfa.recently_authenticated(request):
             return _ask_to_confirm(request, reverse("mfa:policy"))
         if form.is_valid():
-            mfa.set_policy(organization=organization, value=form.cleaned_data["second_factor"], actor=request.user)
+            value = form.cleaned_data["second_factor"]
+            if value != mfa.policy_of(organization) and approvals.required(
+                    organization, approvals.Process.CHANGE_SECOND_FACTOR_RULE):
+                approvals.request(process=approvals.Process.CHANGE_SECOND_FACTOR_RULE, actor=request.user,
+                                  organization=organization, site=None, subject={"second_factor": value})
+                messages.success(request, _("A second Super-admin must approve the change. They have been told."))
+                return redirect("audit:approvals")
+            mfa.set_policy(organization=organization, value=value, actor=request.user)
             messages.success(request, _("Changes saved."))
             return redirect("mfa:policy")
     return render(request, "accounts/mfa/policy.html", {"form": form, "organization": organization},

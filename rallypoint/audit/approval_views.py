@@ -23,10 +23,23 @@ from rallypoint.tenants.scoping import site_permission_required
 RECENT = 30
 
 
-def _subject_names(rows: list[Approval]) -> dict[int, str]:
+def _subject_names(rows: list[Approval]) -> dict[tuple, str]:
+    """What each request concerns, in words: a person, an account (by one of its memberships), a site."""
     ids = {a.subject.get("membership") for a in rows if isinstance(a.subject.get("membership"), int)}
-    people = Membership.records.filter(pk__in=ids) if ids else []
-    return {m.pk: m.display_name for m in people}
+    names: dict[tuple, str] = {("membership", m.pk): m.display_name
+                               for m in (Membership.records.filter(pk__in=ids) if ids else [])}
+    users = {a.subject.get("user") for a in rows if isinstance(a.subject.get("user"), int)}
+    for m in Membership.objects.filter(user_id__in=users).order_by("pk") if users else []:
+        names.setdefault(("user", m.user_id), m.display_name)
+    return names
+
+
+def _subject_of(approval: Approval, names: dict) -> str:
+    subject = approval.subject
+    for kind in ("membership", "user"):
+        if kind in subject:
+            return names.get((kind, subject[kind]), "")
+    return str(subject.get("name", ""))
 
 
 def _download_url(approval: Approval) -> str:
@@ -49,7 +62,7 @@ def _rows(request, queryset) -> list[dict]:
         mine = a.requested_by_id == request.user.pk
         result.append({
             "approval": a, "mine": mine,
-            "subject": names.get(a.subject.get("membership"), ""),
+            "subject": _subject_of(a, names),
             "requested_by": people.get(requester_names.get(a.requested_by_id), _("a deleted account")),
             "decided_by": people.get(requester_names.get(a.decided_by_id), "") if a.decided_by_id else "",
             "may_decide": not mine and a.state == Approval.State.PENDING,

@@ -58,8 +58,15 @@ PROCESSES: dict[str, ProcessRule] = {
     Process.GRANT_ADMIN: ProcessRule(Perm.MANAGE_PEOPLE, "rallypoint.people.actions.grant_admin_approved"),
     Process.DELETE_PERSON: ProcessRule(Perm.MANAGE_PEOPLE, "rallypoint.people.forget.delete_person_approved"),
     Process.EXPORT_PEOPLE: ProcessRule(Perm.MANAGE_PEOPLE, "rallypoint.audit.approvals.ready_to_use"),
+    Process.RESET_SECOND_FACTOR: ProcessRule(Perm.MANAGE_PEOPLE,
+                                             "rallypoint.people.actions.second_factor_reset_approved"),
     Process.EXPORT_PERSON: ProcessRule(Perm.MANAGE_PEOPLE, "rallypoint.audit.approvals.ready_to_use"),
     Process.CHANGE_RETENTION: ProcessRule(None, "rallypoint.people.retention.change_approved"),
+    Process.GRANT_SUPER_ADMIN: ProcessRule(None, "rallypoint.tenants.actions.grant_super_admin_approved"),
+    Process.DELETE_SITE: ProcessRule(None, "rallypoint.tenants.actions.delete_site_approved"),
+    Process.CHANGE_SECOND_FACTOR_RULE: ProcessRule(None, "rallypoint.accounts.mfa.set_policy_approved"),
+    Process.CREATE_TRIGGER_KEY: ProcessRule(Perm.MANAGE_API_KEYS,
+                                            "rallypoint.integrations.actions.trigger_key_approved"),
 }
 #: Always under four eyes, whatever the organisation chose.
 ALWAYS = frozenset({Process.GRANT_ADMIN})

@@ -111,6 +111,7 @@ _PERSON = {
     "messages_cancelled": Field(gettext_lazy("Messages not sent")),
     "account": Field(gettext_lazy("Account"), _choices(ACCOUNT_AFTER)),
     "approval": Field(gettext_lazy("Approved request no.")),
+    "second_factor": Field(gettext_lazy("Second factor"), lambda v: str(_("reset")) if v is None else str(v)),
     "muted_channels": Field(gettext_lazy("No information messages by"), lambda v: ", ".join(
         str(dict(CHANNEL_CHOICES).get(c, c)) for c in (v or [])) or "–"),
 }

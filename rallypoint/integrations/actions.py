@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from rallypoint.alarms.actions import membership_of
 from rallypoint.alarms.models import Scenario
+from rallypoint.audit import approvals
 from rallypoint.audit.actions import record
 from rallypoint.integrations.models import ApiKey
 from rallypoint.tenants.models import Site
@@ -77,19 +78,27 @@ def create_api_key(*, actor, site: Site, name: str, scenarios, reports_presence:
     name = _checked_name(site, name)
     scenarios = _checked_scenarios(site, scenarios, reports_presence)
     creator = membership_of(actor, site)
+    # A key that may raise alarms waits for a second administrator (four-eyes); it is shown once all the same.
+    asks = bool(scenarios) and actor is not None and approvals.required(site.organization,
+                                                                         approvals.Process.CREATE_TRIGGER_KEY)
     for _attempt in range(5):
         prefix = KEY_PREFIX + secrets.token_hex(PREFIX_HEX // 2)
         raw, digest = _new_secret(prefix)
         try:
             with transaction.atomic():
                 key = ApiKey.objects.create(site=site, name=name, prefix=prefix, secret_hash=digest,
-                                            created_by=creator, reports_presence=reports_presence)
+                                            created_by=creator, reports_presence=reports_presence,
+                                            approved=not asks)
                 key.scenarios.set(scenarios)
                 record(actor=actor, organization=site.organization, site=site, action="api_key.created",
                        object_type="api_key", object_id=key.pk,
                        changes={"name": [None, name], "prefix": [None, prefix],
                                 "scenarios": [None, _scope_names(scenarios)],
                                 "reports_presence": [None, reports_presence]})
+                if asks:
+                    key.pending_approval = approvals.request(
+                        process=approvals.Process.CREATE_TRIGGER_KEY, actor=actor, organization=site.organization,
+                        site=site, subject={"key": key.pk, "name": name})
         except IntegrityError:
             continue  # the prefix is taken (one in four billion): draw another
         return key, raw
@@ -184,3 +193,14 @@ def record_api_key_use(key: ApiKey, *, action: str, alarm_id: int | None = None,
     changes.update({name: [None, value] for name, value in details.items()})
     record(actor=None, organization=key.site.organization, site=key.site, action="api_key.used",
            object_type="api_key", object_id=key.pk, changes=changes)
+
+
+def trigger_key_approved(approval, approver) -> None:
+    """The approved key that may raise alarms (audit.approvals): it works from now on."""
+    key = ApiKey.objects.filter(pk=approval.subject.get("key"), site_id=approval.site_id).first()
+    if key is None or key.revoked_at is not None:
+        raise ValidationError(_("The key was revoked meanwhile."))
+    key.approved = True
+    key.save(update_fields=["approved"])
+    record(actor=approver, organization=approval.organization, site=key.site, action="api_key.approved",
+           object_type="api_key", object_id=key.pk, changes={"approval": [None, approval.pk]})

@@ -30,6 +30,8 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     use_count = models.PositiveIntegerField(default=0)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    #: A key that may raise alarms works only once a second administrator approved it (four-eyes).
+    approved = models.BooleanField(default=True)
 
     objects = SiteScopedQuerySet.as_manager()
 
@@ -41,7 +43,7 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and self.approved
 
 
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---

@@ -445,3 +445,48 @@ def export_people(*, actor, site: Site) -> str:
     record(actor=actor, organization=site.organization, site=site, action="people.exported",
            object_type="site", object_id=site.pk, changes={"count": [None, people.count()]})
     return out.getvalue()
+
+
+def request_second_factor_reset(*, actor, membership: Membership):
+    """An administrator asks to reset a person's second factor (the phone is lost, no recovery code left); a
+    second administrator approves (four-eyes), then :func:`second_factor_reset_approved` removes every factor
+    and the person sets a new one at their next sign-in."""
+    require_perm(actor, membership.site, Perm.MANAGE_PEOPLE)
+    _check_resettable(actor, membership)
+    organization = membership.site.organization
+    if approvals.required(organization, approvals.Process.RESET_SECOND_FACTOR):
+        return approvals.request(process=approvals.Process.RESET_SECOND_FACTOR, actor=actor,
+                                 organization=organization, site=membership.site, subject={"membership": membership.pk})
+    _reset_second_factor(actor, membership)
+    return None
+
+
+def _check_resettable(actor, membership: Membership) -> None:
+    user = membership.user
+    if user is None or not (user.totp_devices.exists() or user.passkeys.exists()):
+        raise ValidationError(_("This person has no second factor."))
+    if actor is not None and user.pk == actor.pk:
+        raise ValidationError(_("You manage your own second factor in My account."))
+    if not identity_editable_by(user, membership.site):
+        raise ValidationError(_("This person also belongs to another organisation: their second factor is theirs "
+                                "to manage."))
+
+
+def second_factor_reset_approved(approval, approver) -> None:
+    membership = Membership.objects.filter(pk=approval.subject.get("membership"), site_id=approval.site_id).first()
+    if membership is None:
+        raise ValidationError(_("The person was deleted meanwhile."))
+    _check_resettable(None, membership)
+    _reset_second_factor(approver, membership)
+
+
+def _reset_second_factor(actor, membership: Membership) -> None:
+    user = membership.user
+    with transaction.atomic():
+        user.totp_devices.all().delete()
+        user.passkeys.all().delete()
+        user.recovery_codes.all().delete()
+        record_security_event(SecurityEvent.Kind.SECOND_FACTOR_REMOVED, user=user, site=membership.site, actor=actor,
+                              detail={"reset": True})
+        _audit(actor, membership, "second_factor.reset", {"second_factor": ["set", None]})
+        end_sessions(user)

@@ -14,6 +14,8 @@ urlpatterns = [
     path("people/<int:membership_id>/invite/", views.person_invite, name="person_invite"),
     path("people/<int:membership_id>/delete/", views.person_delete, name="person_delete"),
     path("people/<int:membership_id>/data/", views.person_data_request, name="person_data_request"),
+    path("people/<int:membership_id>/second-factor/reset/", views.person_second_factor_reset,
+         name="person_second_factor_reset"),
     path("people/data/<int:approval_id>.json", views.person_data_approved, name="person_data_approved"),
     path("people/<int:membership_id>/sessions/end/", views.person_sessions_end, name="person_sessions_end"),
     path("people/review/", review_views.access_review, name="access_review"),

@@ -106,7 +106,10 @@ def person_edit(request, membership_id: int):
         else:
             messages.success(request, _("Changes saved."))
             return redirect("people:person", membership_id=membership.pk)
+    user = membership.user
     context = {"form": form, "membership": membership,
+               "has_second_factor": user is not None and user.pk != request.user.pk and (
+                   user.totp_devices.exists() or user.passkeys.exists()),
                "identity_editable": membership.user_id is None or people.identity_editable_by(membership.user,
                                                                                               request.site)}
     return render(request, "people/person_form.html", context, status=400 if form.errors else 200)
@@ -330,3 +333,19 @@ def _person_data(membership: Membership) -> HttpResponse:
     response = HttpResponse(subject_access.as_json(data), content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="person-{membership.pk}-data.json"'
     return response
+
+
+@require_POST
+@site_permission_required(Perm.MANAGE_PEOPLE)
+def person_second_factor_reset(request, membership_id: int):
+    membership = get_membership_for_request(request, membership_id)
+    try:
+        approval = people.request_second_factor_reset(actor=request.user, membership=membership)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("people:person", membership_id=membership.pk)
+    if approval is not None:
+        messages.success(request, _("A second administrator must approve the reset. They have been told."))
+        return redirect("audit:approvals")
+    messages.success(request, _("The second factor was reset. The person sets a new one at their next sign-in."))
+    return redirect("people:person", membership_id=membership.pk)

@@ -133,3 +133,19 @@ def revoke_super_admin(*, actor, organization: Organization, user) -> None:
                    object_type="user", object_id=user.pk, changes={"role": [SUPER_ADMIN, None]})
             record_security_event(SecurityEvent.Kind.ROLE_REVOKED, user=user, organization=organization,
                                   actor=actor, detail={"role": SUPER_ADMIN})
+
+
+def grant_super_admin_approved(approval, approver) -> None:
+    """The approved grant (audit.approvals)."""
+    user = User.objects.filter(pk=approval.subject.get("user")).first()
+    if user is None:
+        raise ValidationError(_("The account no longer exists."))
+    grant_super_admin(actor=approver, organization=approval.organization, user=user)
+
+
+def delete_site_approved(approval, approver) -> None:
+    """The approved deletion of a site (audit.approvals)."""
+    site = Site.objects.filter(pk=approval.subject.get("site"), organization_id=approval.organization_id).first()
+    if site is None:
+        raise ValidationError(_("The site was already deleted."))
+    delete_site(actor=approver, site=site)

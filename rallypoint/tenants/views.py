@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from rallypoint.accounts.models import User
+from rallypoint.audit import approvals
 from rallypoint.tenants import actions
 from rallypoint.tenants.forms import SiteForm, SuperAdminForm
 from rallypoint.tenants.models import SuperAdmin
@@ -75,7 +76,15 @@ def site_delete(request, site_id: int):
     if request.POST.get("confirm_name", "").strip() != site.name:
         messages.error(request, _("Type the site's name to confirm the deletion."))
         return redirect("tenants:site", site_id=site.pk)
+    organization = site.organization
     try:
+        if approvals.required(organization, approvals.Process.DELETE_SITE):
+            if organization.sites.count() <= 1:
+                raise ValidationError(_("The last site of an organisation cannot be deleted."))
+            approvals.request(process=approvals.Process.DELETE_SITE, actor=request.user, organization=organization,
+                              site=None, subject={"site": site.pk, "name": site.name})
+            messages.success(request, _("A second Super-admin must approve the deletion. They have been told."))
+            return redirect("audit:approvals")
         actions.delete_site(actor=request.user, site=site)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
@@ -96,6 +105,11 @@ def super_admin_grant(request):
             if user is None:
                 raise ValidationError(_("Only people of one of the organisation's sites can become "
                                         "Super-admins."))
+            if approvals.required(organization, approvals.Process.GRANT_SUPER_ADMIN):
+                approvals.request(process=approvals.Process.GRANT_SUPER_ADMIN, actor=request.user,
+                                  organization=organization, site=None, subject={"user": user.pk})
+                messages.success(request, _("A second Super-admin must approve the grant. They have been told."))
+                return redirect("audit:approvals")
             actions.grant_super_admin(actor=request.user, organization=organization, user=user)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
