@@ -168,7 +168,8 @@ def prepare_data_keys(instances) -> None:
     """Make the data keys of many new people at once (one write to the key store, not one each): call it
     before ``bulk_create`` of models that are persons (``data_key`` on the instance)."""
     handles = [i.data_key for i in instances if i.data_key]
-    missing = [h for h in handles if h not in data_ciphers(handles)]
+    known = data_ciphers(handles)
+    missing = [h for h in handles if h not in known]
     if not missing:
         return
     keys = ring()
