@@ -222,3 +222,16 @@ def test_the_key_store_is_never_the_main_database():
                             main_database="postgresql://db/rallypoint")
     assert isinstance(keystore.open_store("postgresql://db/rallypoint_keys", main_database="postgresql://db/rallypoint"),
                       keystore.PostgresKeyStore)
+
+
+def test_the_audit_trail_names_a_deleted_person_as_such(world, signed_in):
+    from rallypoint.people.actions import update_own_details
+
+    employee = world.a.people[Role.EMPLOYEE]
+    employee_user = employee.user
+    update_own_details(user=employee_user, membership=employee, full_name="Before Deletion", phone="")
+    forget.forget_account(user=employee_user, why="own wish")
+    page = signed_in(Role.ADMIN).get("/audit/").content.decode()
+    assert f"Deleted account #{employee_user.pk}" in page  # the actor of the change, not "System"
+    assert f"Deleted person #{employee.pk}" in page  # the object
+    assert "Before Deletion" not in page and "NameAaemployeezq" not in page

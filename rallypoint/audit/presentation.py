@@ -309,8 +309,8 @@ def look_up_names(site, entries, *, show_people: bool) -> Names:
     names = Names(show_people=show_people)
     ids = {kind: [int(v) for v in values if str(v).isdigit()] for kind, values in wanted.items()}
     if show_people:
-        for m in Membership.objects.for_site(site).filter(pk__in=ids["person"]):
-            names.found[("person", str(m.pk))] = m.full_name
+        for m in Membership.records.for_site(site).filter(pk__in=ids["person"]):
+            names.found[("person", str(m.pk))] = m.display_name  # a forgotten person: "Deleted person #N"
         for m in Membership.objects.for_site(site).filter(user_id__in=ids["user"]):
             names.found[("user", str(m.user_id))] = m.full_name
     for kind, model in _MODELS.items():
