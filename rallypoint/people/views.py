@@ -225,16 +225,26 @@ def people_export(request):
 @require_GET
 @site_permission_required(Perm.MANAGE_PEOPLE)
 def people_export_approved(request, approval_id: int):
-    approval = Approval.objects.filter(pk=approval_id, site=request.site,
-                                       process=Approval.Process.EXPORT_PEOPLE).first()
+    approval = _approval_of(request, approval_id, Approval.Process.EXPORT_PEOPLE)
+    return _use_once(request, approval) or _export(request)
+
+
+def _approval_of(request, approval_id: int, process: str) -> Approval:
+    """This site's request of ``process``, or 404."""
+    approval = Approval.objects.filter(pk=approval_id, site=request.site, process=process).first()
     if approval is None:
         raise Http404
+    return approval
+
+
+def _use_once(request, approval: Approval):
+    """Use an approved one-time permission; a redirect to the approvals page, with why, when it cannot be."""
     try:
         approvals.use_once(approval=approval, actor=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("audit:approvals")
-    return _export(request)
+    return None
 
 
 def _export(request):
@@ -312,19 +322,11 @@ def person_data_request(request, membership_id: int):
 @require_GET
 @site_permission_required(Perm.MANAGE_PEOPLE)
 def person_data_approved(request, approval_id: int):
-    approval = Approval.objects.filter(pk=approval_id, site=request.site,
-                                       process=Approval.Process.EXPORT_PERSON).first()
-    if approval is None:
-        raise Http404
+    approval = _approval_of(request, approval_id, Approval.Process.EXPORT_PERSON)
     membership = Membership.objects.filter(pk=approval.subject.get("membership"), site=request.site).first()
     if membership is None:
         raise Http404
-    try:
-        approvals.use_once(approval=approval, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-        return redirect("audit:approvals")
-    return _person_data(membership)
+    return _use_once(request, approval) or _person_data(membership)
 
 
 def _person_data(membership: Membership) -> HttpResponse:
