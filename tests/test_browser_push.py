@@ -198,20 +198,25 @@ PUSH_MANAGER = """
 """
 
 
-def raise_drill(server, scenario: str) -> int:
-    """Trigger a demo scenario as a drill in the server's database (the alarm screens are another task)."""
-    code = ("from rallypoint.alarms.actions import trigger_alarm\n"
-            "from rallypoint.alarms.models import Scenario\n"
-            f"s = Scenario.objects.get(name={scenario!r})\n"
-            "alarm, _ = trigger_alarm(site=s.site, scenario=s, is_drill=True, location_text='Lab 3')\n"
-            "print(alarm.pk)\n")
+def in_server(server, code: str) -> str:
+    """Run Python in the server's database (``rallypoint shell``); returns the last line it printed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RP_")}
     env.update(RP_DATA_DIR=str(server.data_dir), RP_BASE_URL=server.base_url)
     if server.database_url:
         env["RP_DATABASE_URL"] = server.database_url
     done = subprocess.run([sys.executable, "-m", "rallypoint", "shell", "-c", code], env=env, check=True,
                           capture_output=True, text=True, cwd=server.data_dir.parent, timeout=60)
-    return int(done.stdout.strip().splitlines()[-1])
+    return done.stdout.strip().splitlines()[-1]
+
+
+def raise_drill(server, scenario: str) -> int:
+    """Trigger a demo scenario as a drill in the server's database (the alarm screens are another task)."""
+    return int(in_server(server, (
+        "from rallypoint.alarms.actions import trigger_alarm\n"
+        "from rallypoint.alarms.models import Scenario\n"
+        f"s = Scenario.objects.get(name={scenario!r})\n"
+        "alarm, _ = trigger_alarm(site=s.site, scenario=s, is_drill=True, location_text='Lab 3')\n"
+        "print(alarm.pk)\n")))
 
 
 def pushed_to(push_service, alarm_id: int) -> dict:
@@ -224,7 +229,9 @@ def pushed_to(push_service, alarm_id: int) -> dict:
     raise AssertionError(f"no push message for alarm {alarm_id}; refused: {push_service.rejected}")
 
 
-def test_a_person_turns_on_push_and_a_triggered_alarm_becomes_a_notification(pinned_browser, server, push_service):
+def turn_on_push(pinned_browser, server, push_service):
+    """The employee signs in on a phone and turns on push on the profile page; returns the page, its errors,
+    the DevTools view of its service worker and the profile's push section."""
     with urllib.request.urlopen(server.base_url + "/push/key", context=insecure_context()) as response:
         key = json.load(response)["key"]
     made = push_service.subscribe(key)
@@ -247,6 +254,11 @@ def test_a_person_turns_on_push_and_a_triggered_alarm_becomes_a_notification(pin
     options = page.evaluate("window.pushOptions")
     assert options["userVisibleOnly"] is True
     assert bytes(options["key"]) == base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+    return page, errors, workers, section
+
+
+def test_a_person_turns_on_push_and_a_triggered_alarm_becomes_a_notification(pinned_browser, server, push_service):
+    page, errors, workers, section = turn_on_push(pinned_browser, server, push_service)
     screenshot(page, "push-on-phone")
 
     alarm_id = raise_drill(server, "Threat")
@@ -261,6 +273,52 @@ def test_a_person_turns_on_push_and_a_triggered_alarm_becomes_a_notification(pin
         section.get_by_role("button", name="Turn off").click()
     assert answer.value.json() == {"removed": 1}
     expect(section.get_by_role("status")).to_have_text("Off: this device gets no alarm notifications.")
+    page.context.close()
+    assert errors == []
+
+
+#: The employee's evacuation status for an alarm, as the roll call and the cockpit read it.
+STATUS_OF_EMPLOYEE = """
+from rallypoint.accounts.models import User
+from rallypoint.evacuation.models import PersonState
+user = User.objects.by_email("employee@demo.rallypoint.example").get()
+state = PersonState.objects.filter(alarm_id={alarm}, membership__user=user).first()
+print(state.status if state else "none")
+"""
+
+
+def tap_button(page, tag: str, action: str) -> None:
+    """What the browser does when the person taps a button of the notification with ``tag``: the service
+    worker's own click handler runs with the real notification (DevTools cannot tap one)."""
+    [worker] = page.context.service_workers
+    worker.evaluate("""([tag, action]) => self.registration.getNotifications({tag})
+        .then(list => notificationClicked(list[0], action)).then(() => true)""", [tag, action])
+
+
+def test_the_buttons_of_an_evacuation_notification_report_the_person_safe(pinned_browser, server, push_service):
+    page, errors, workers, section = turn_on_push(pinned_browser, server, push_service)
+    alarm_id = int(in_server(server, (
+        "from rallypoint.alarms.actions import trigger_alarm\n"
+        "from rallypoint.alarms.models import Scenario\n"
+        "from rallypoint.evacuation.models import Building\n"
+        "s = Scenario.objects.get(name='Fire', site__name='Headquarters')\n"
+        "a, _ = trigger_alarm(site=s.site, scenario=s, level=s.levels.get(name='Evacuate'), is_drill=True,\n"
+        "                     building=Building.objects.get(site=s.site, code='A'))\n"
+        "print(a.pk)\n")))
+    payload = pushed_to(push_service, alarm_id)
+    assert [(a["action"], a["title"]) for a in payload["actions"]] == [("safe", "I'm safe"),
+                                                                       ("need_help", "I need help")]
+    assert payload["answer"].startswith(server.base_url + "/answer/")
+    workers.push(server.base_url, payload)
+    tag = f"alarm-{alarm_id}"
+    shown = next(n for n in notifications(page, 1) if n["tag"] == tag)
+    assert shown["data"]["answer"] == payload["answer"]
+    assert in_server(server, STATUS_OF_EMPLOYEE.format(alarm=alarm_id)) == "none"
+
+    tap_button(page, tag, "safe")
+    assert in_server(server, STATUS_OF_EMPLOYEE.format(alarm=alarm_id)) == "safe"
+    # The notification is gone: the person has answered.
+    assert not [n for n in notifications(page, 0) if n["tag"] == tag]
     page.context.close()
     assert errors == []
 

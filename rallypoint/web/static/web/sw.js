@@ -85,17 +85,22 @@ function answerByLink(answer, action) {
   }).then(function (response) { return response.ok; }).catch(function () { return false; });
 }
 
-self.addEventListener("notificationclick", function (event) {
-  var data = event.notification.data || {};
+/* A tap on the notification, or on one of its buttons (``action``). A function of its own so that the
+ * browser test can run it with a real notification: a test cannot tap one. */
+function notificationClicked(notification, action) {
+  var data = notification.data || {};
   var url = appUrl(data.url);
-  event.notification.close();
-  if (data.answer && (STATUS_ACTIONS[event.action] || ANSWER_ACTIONS[event.action])) {
-    event.waitUntil(answerByLink(data.answer, event.action).then(function (ok) {
+  notification.close();
+  if (data.answer && (STATUS_ACTIONS[action] || ANSWER_ACTIONS[action])) {
+    return answerByLink(data.answer, action).then(function (ok) {
       return ok ? undefined : openAlarm(url);
-    }));
-    return;
+    });
   }
-  event.waitUntil(openAlarm(url));
+  return openAlarm(url);
+}
+
+self.addEventListener("notificationclick", function (event) {
+  event.waitUntil(notificationClicked(event.notification, event.action));
 });
 
 /* A browser may replace a subscription on its own ("pushsubscriptionchange"). The worker cannot
