@@ -15,6 +15,9 @@ on each socket (``time.time()`` in both processes: one machine, one clock). For 
 product every client then accepts (``POST /api/v1/alarms/{id}/answer`` with its app
 token, at most 200 in flight on kept-alive connections); "last acceptance" is from
 the trigger until the last answer came back, and the database must count N accepted.
+By default the clients answer over their stream socket, as the alarm page does when its stream is up
+(``--answer-via api``: the HTTP API). ``--answer-kind status``: the scenario evacuates the site, and each
+client reports itself safe instead of accepting (the database must count N people safe).
 
 Runs are interleaved (bare N₁, product N₁, … per repetition, for each N), each on a
 quiet machine (the servers' CPU use is let settle first); the table shows the median
@@ -234,7 +237,8 @@ class Bench:
                "--connect-concurrency", str(self.args.connect_concurrency),
                "--accept-concurrency", str(self.args.accept_concurrency),
                "--accept-timeout", str(self.args.accept_timeout), "--accept-after", str(self.args.accept_after),
-               "--answer-via", self.args.answer_via, "--accept-spread", str(self.args.accept_spread)]
+               "--answer-via", self.args.answer_via, "--accept-spread", str(self.args.accept_spread),
+               "--answer-kind", self.args.answer_kind]
         if kind == "product":
             cmd += ["--people", self.world[str(site or n)]["people"], "--cookie-name", COOKIE,
                     "--http", f"127.0.0.1:{port}", "--accept" if self.args.accept else "--no-accept"]
@@ -467,7 +471,8 @@ def benchmark(args, tmp: Path) -> dict:
         stack.callback(control.stop)
         control.call("migrate")
         started = time.monotonic()
-        world = control.call("world", counts=args.clients, out_dir=str(tmp), timeout=1800)
+        world = control.call("world", counts=args.clients, out_dir=str(tmp), evacuates=args.answer_kind == "status",
+                             timeout=1800)
         print(f"setup: {sum(args.clients)} people with sessions and app tokens in "
               f"{time.monotonic() - started:.0f} s", file=sys.stderr)
         server = start_product(env, tmp, product_port, args.server_wrapper.split() if args.server_wrapper else [],
@@ -508,6 +513,9 @@ def main() -> int:
     parser.add_argument("--answer-via", choices=("socket", "api"), default="socket",
                         help="how the clients accept: over their stream socket, as the app does (default), or "
                              "with POST /api/v1/alarms/{id}/answer and their app token")
+    parser.add_argument("--answer-kind", choices=("accept", "status"), default="accept",
+                        help="status: the scenario evacuates the site and each client reports itself 'safe' "
+                             "(over the socket, or with POST /api/v1/alarms/{id}/status) instead of accepting")
     parser.add_argument("--accept", action=argparse.BooleanOptionalAction, default=True,
                         help="--no-accept: the clients only receive (to see the fan-out without the answers' load)")
     parser.add_argument("--bare-padding", action="store_true",

@@ -187,7 +187,11 @@ class Crowd:
             self.tapped[i] = time.time()
             self.queue.put_nowait((i, alarm))  # done when acknowledged (or given up)
         self.answer_tries[i] += 1
-        message = json.dumps({"type": "answer", "ref": f"{alarm}", "alarm": alarm, "answer": "accepted"})
+        if self.args.answer_kind == "status":
+            message = json.dumps({"type": "status", "ref": f"{alarm}", "alarm": alarm, "status": "safe",
+                                  "key": f"bench-{alarm}-{i}"})
+        else:
+            message = json.dumps({"type": "answer", "ref": f"{alarm}", "alarm": alarm, "answer": "accepted"})
         asyncio.get_running_loop().create_task(self.sockets[i].send(message))
 
     def socket_reply(self, i: int, reply: dict, at: float) -> None:
@@ -211,8 +215,12 @@ class Crowd:
             self.tapped[i] = time.time()
             for attempt in range(ACCEPT_TRIES):  # as the app does: a failed answer is sent again
                 try:
-                    status = await http.post(f"/api/v1/alarms/{alarm}/answer", {"answer": "accepted"},
-                                             {"Authorization": f"Bearer {self.people[i][1]}"})
+                    if self.args.answer_kind == "status":
+                        status = await http.post(f"/api/v1/alarms/{alarm}/status", {"status": "safe"},
+                                                 {"Authorization": f"Bearer {self.people[i][1]}"})
+                    else:
+                        status = await http.post(f"/api/v1/alarms/{alarm}/answer", {"answer": "accepted"},
+                                                 {"Authorization": f"Bearer {self.people[i][1]}"})
                 except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     status = type(exc).__name__
                 if status == 200:
@@ -279,6 +287,7 @@ def main() -> None:
     parser.add_argument("--http", help="host:port for the acceptance POSTs")
     parser.add_argument("--accept", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--answer-via", choices=("socket", "api"), default="socket")
+    parser.add_argument("--answer-kind", choices=("accept", "status"), default="accept")
     parser.add_argument("--accept-spread", type=float, default=0.0)
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--accept-concurrency", type=int, default=200)

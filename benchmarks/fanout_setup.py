@@ -38,7 +38,8 @@ from django.utils.crypto import get_random_string  # noqa: E402
 from rallypoint.accounts.mfa_models import OrganizationSecurity  # noqa: E402
 from rallypoint.accounts.models import AppToken, UserSession  # noqa: E402
 from rallypoint.accounts.sessions import SessionStore  # noqa: E402
-from rallypoint.alarms.models import Alarm, AlarmRecipient  # noqa: E402
+from rallypoint.alarms.models import Alarm, AlarmRecipient, Scenario  # noqa: E402
+from rallypoint.evacuation.models import PersonState  # noqa: E402
 from rallypoint.integrations.actions import create_api_key  # noqa: E402
 from rallypoint.people.models import Membership  # noqa: E402
 from rallypoint.realtime.models import StreamEvent  # noqa: E402
@@ -75,14 +76,15 @@ def _sign_in_all(memberships: list[Membership]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _site_for(organization, count: int, out_dir: Path) -> dict:
+def _site_for(organization, count: int, out_dir: Path, evacuates: bool) -> dict:
     site = tenant_actions.create_site(actor=None, organization=organization, name=f"Fan-out {count}")
     with transaction.atomic():
         memberships = add_people(site, count, prefix=f"fanout{count}", phone=False)
         memberships = list(Membership.objects.filter(pk__in=[m.pk for m in memberships])
                            .select_related("user").order_by("pk"))
         pairs = _sign_in_all(memberships)
-        scenario = fire_scenario(site, name="Fan-out", channels=("inapp",), roles=(Role.EMPLOYEE,))
+        scenario = fire_scenario(site, name="Fan-out", channels=("inapp",), roles=(Role.EMPLOYEE,),
+                                 evacuates=Scenario.Evacuates.ALL if evacuates else Scenario.Evacuates.NONE)
     _key, raw_key = create_api_key(actor=None, site=site, name="Benchmark panel", scenarios=[scenario])
     people = out_dir / f"people-{count}.tsv"
     people.write_text("".join(f"{session}\t{token}\n" for session, token in pairs))
@@ -97,11 +99,11 @@ class Commands:
         return True
 
     @staticmethod
-    def world(counts: list[int], out_dir: str) -> dict:
+    def world(counts: list[int], out_dir: str, evacuates: bool = False) -> dict:
         organization = tenant_actions.create_organization(name="Fan-out benchmark")
         OrganizationSecurity.objects.create(organization=organization,
                                             second_factor=OrganizationSecurity.SecondFactor.OPTIONAL)
-        return {str(n): _site_for(organization, n, Path(out_dir)) for n in counts}
+        return {str(n): _site_for(organization, n, Path(out_dir), evacuates) for n in counts}
 
     @staticmethod
     def alarm(alarm: int) -> dict:
@@ -109,7 +111,10 @@ class Commands:
         found = Alarm.objects.get(pk=alarm)
         event = StreamEvent.objects.filter(alarm_id=alarm, type="alarm.raised").order_by("seq").first()
         recipients = AlarmRecipient.objects.filter(alarm_id=alarm)
-        return {"recipients": recipients.count(), "accepted": recipients.filter(answer="accepted").count(),
+        # "accepted": the answers, or in an evacuation the people reported safe
+        answered = (PersonState.objects.filter(alarm_id=alarm, status="safe").count()
+                    if found.scenario.evacuates else recipients.filter(answer="accepted").count())
+        return {"recipients": recipients.count(), "accepted": answered,
                 "started_at": found.started_at.timestamp(),
                 "event_at": event.at.timestamp() if event else None,
                 "frame_bytes": len(json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False))

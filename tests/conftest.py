@@ -15,7 +15,7 @@ from django.core import mail
 from rallypoint.accounts.mfa_models import OrganizationSecurity
 from rallypoint.accounts.models import User
 from rallypoint.audit.models import Approval
-from rallypoint.evacuation import rollcall
+from rallypoint.evacuation import rollcall, status
 from rallypoint.people.actions import save_group
 from rallypoint.people.models import Group, Membership
 from rallypoint.tenants import actions, encryption
@@ -140,6 +140,7 @@ def fresh_key_ring():
 
 @pytest.fixture(autouse=True)
 def fresh_places():
-    """Each test's database starts over (and reuses ids): the cache of who is on site must too."""
+    """Each test's database starts over (and reuses ids): the caches of who is on site and of alarms must too."""
     yield
     rollcall.forget_places()
+    status.forget_alarms()

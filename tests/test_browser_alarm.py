@@ -89,8 +89,14 @@ def test_the_lead_accepts_and_watches_the_cockpit(browser, server):
     screenshot(page, "alarm-home-desktop")
     banner.click()
     expect(page.locator(".instruction")).to_contain_text("Open the cockpit")
+    # With the stream up, the answer goes over it: no form is sent, the page is not reloaded.
+    page.wait_for_function("() => window.RallypointStream && window.RallypointStream.connected")
+    posts = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
     page.get_by_role("button", name="Accept").click()
     expect(page.locator("#my-answer")).to_have_text("You accepted.")
+    expect(page.get_by_role("button", name="Accept")).to_have_attribute("aria-pressed", "true")
+    assert posts == []
     screenshot(page, "alarm-accepted-desktop")
     page.get_by_role("link", name="Cockpit", exact=True).click()
     panel = page.locator("[data-alarm-panel]").first

@@ -88,8 +88,12 @@ def report_zones(page, alarm: str) -> None:
 
 def report_status(page, alarm: str, status: str) -> None:
     page.goto(f"/alarms/{alarm}/")
+    page.wait_for_function("() => window.RallypointStream && window.RallypointStream.connected")
+    posts = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
     page.locator(f"#status-{status}").click()
     expect(page.locator("#my-status-now")).to_have_attribute("data-status", status)
+    assert posts == []  # over the stream
 
 
 def roll_call_offline(page, alarm: str, text, offline_ms: int, size: str) -> None:

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from rallypoint.accounts import apptokens
-from rallypoint.alarms.actions import trigger_alarm
+from rallypoint.alarms.actions import end_alarm, trigger_alarm
 from rallypoint.alarms.models import Scenario
 from rallypoint.evacuation import presence, rollcall, status
 from rallypoint.evacuation.models import (
@@ -123,6 +123,18 @@ def test_bad_reports_are_refused_with_a_message_and_nothing_written(evac):
         response = evac.post(employee, "status", body)
         assert response.status_code in (400, 422), (body, response.status_code)
     assert not StatusReport.objects.exists()
+
+
+def test_a_report_for_an_alarm_that_ended_a_moment_ago_is_refused_although_the_alarm_was_remembered(evac):
+    """The API reads the alarm of a burst of reports from memory (up to two seconds old); the writer checks
+    in its transaction that the alarm is still active."""
+    employee = evac.client(Role.EMPLOYEE)
+    assert evac.post(employee, "status", {"status": "need_help"}).status_code == 200  # the alarm is remembered now
+    end_alarm(user=evac.world.a.people[Role.LEAD].user, alarm=evac.alarm, reason="All clear")
+    response = evac.post(employee, "status", {"status": "safe"})
+    assert response.status_code == 400 and "ended" in response.content.decode()
+    assert PersonState.objects.get(alarm=evac.alarm, membership=evac.teacher).status == "need_help"
+    assert StatusReport.objects.filter(alarm=evac.alarm).count() == 1
 
 
 def test_no_status_is_asked_for_an_alarm_that_is_no_evacuation(world):

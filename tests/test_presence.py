@@ -207,3 +207,24 @@ def test_a_visitor_is_deleted_a_day_after_the_visit_unless_an_alarms_record_name
     assert presence.purge_expired(plain.expires_at) == 0  # the day after the visit: still there
     presence.purge_expired(later)
     assert [m.full_name for m in Membership.objects.filter(kind="visitor")] == ["Rita Recorded"]
+
+
+def test_the_remembered_on_site_list_drops_a_presence_the_moment_it_expires(world, time_machine):
+    """The places are kept between counts (they are read again and again during an alarm), but never past the
+    first expiry among them, nor past a new arrival or a departure."""
+    from rallypoint.evacuation import rollcall
+
+    site = world.a.site
+    start = timezone.now()
+    time_machine.move_to(start, tick=False)
+    early, late = world.a.people[Role.EMPLOYEE], world.a.people[Role.LEAD]
+    first = presence.arrive(membership=early, source=Source.APP)
+    Presence.objects.filter(pk=first.pk).update(expires_at=start + timedelta(seconds=5))
+    presence.arrive(membership=late, source=Source.APP)
+    assert set(rollcall._current_places(site.pk)) == {early.pk, late.pk}
+    time_machine.move_to(start + timedelta(seconds=4), tick=False)
+    assert set(rollcall._current_places(site.pk)) == {early.pk, late.pk}  # from memory, still right
+    time_machine.move_to(start + timedelta(seconds=6), tick=False)
+    assert set(rollcall._current_places(site.pk)) == {late.pk}
+    presence.leave(membership=late)
+    assert set(rollcall._current_places(site.pk)) == set()

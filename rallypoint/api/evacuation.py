@@ -27,8 +27,7 @@ from rallypoint.tenants.roles import Perm
 router = Router(tags=["evacuation"])
 PEOPLE_ONLY = [AppTokenAuth(), django_auth]
 MAX_BATCH = 500
-ALARM_FIELDS = ("pk", "site_id", "state", "started_at", "ended_at", "building_id", "floor_id", "zone_id",
-                "scenario__evacuates")
+ALARM_FIELDS = status.ALARM_FIELDS
 
 
 class StatusIn(Schema):
@@ -99,6 +98,14 @@ def _alarm(request, alarm_id: int) -> Alarm:
     return alarm
 
 
+def _alarm_for_reports(request, alarm_id: int) -> Alarm:
+    """As ``_alarm``, read at most a moment ago: see :func:`status.alarm_for_reports`."""
+    alarm = status.alarm_for_reports(request.site.pk, alarm_id)
+    if alarm is None:
+        raise Http404
+    return alarm
+
+
 def _report_out(report: StatusReport) -> dict:
     return {"id": report.pk, "membership_id": report.membership_id, "status": report.status, "at": report.at}
 
@@ -116,7 +123,7 @@ def _item(request, payload: StatusIn, reporter: status.Reporter) -> dict:
 def report_status(request, alarm_id: int, payload: StatusIn):
     """Report a status: your own, or (crisis team, a group's leader) someone else's."""
     _require_site(request)
-    alarm = _alarm(request, alarm_id)
+    alarm = _alarm_for_reports(request, alarm_id)
     reporter = _reporter(request)
     [result] = status.report_statuses(alarm=alarm, reports=[_item(request, payload, reporter)], reporter=reporter,
                                       via=Source.API if reporter.membership is None else Source.APP)
@@ -130,7 +137,7 @@ def report_statuses(request, alarm_id: int, payload: StatusBatchIn):
     """Several reports at once (a roll call's marks, an offline queue that syncs); answered per item, in
     order. When two marks for a person conflict, the one made last (`at`) counts; both are kept."""
     _require_site(request)
-    alarm = _alarm(request, alarm_id)
+    alarm = _alarm_for_reports(request, alarm_id)
     reporter = _reporter(request)
     items = []
     for report in payload.reports:

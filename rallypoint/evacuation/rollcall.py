@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 
 from rallypoint.alarms.models import Alarm, Scenario
@@ -64,11 +64,11 @@ def affected_zone_ids(alarm: Alarm) -> set[int] | None:
     return set()
 
 
-#: The site's current places, read again only when a presence was added, ended or deleted (or after a few
-#: seconds, for those that expired): counts and the missing list are read again and again during an alarm,
-#: and turning ten thousand rows into places took most of their time.
-_places_cache: dict[int, tuple[tuple, float, dict[int, Place]]] = {}
-PLACES_SECONDS = 2.0
+#: The site's current places, read again only when a presence was added, ended or deleted, or the first of
+#: them expired (at the latest after ``PLACES_SECONDS``): counts and the missing list are read again and again
+#: during an alarm, and turning ten thousand rows into places took most of their time.
+_places_cache: dict[int, tuple[tuple, float, dict[int, Place], datetime | None]] = {}
+PLACES_SECONDS = 30.0
 
 
 def forget_places() -> None:
@@ -78,10 +78,13 @@ def forget_places() -> None:
 def _current_places(site_id: int, now=None) -> dict[int, Place]:
     """``{membership id: newest current place}`` of everyone on site (do not change the dict: it is shared)."""
     presences = Presence.objects.for_site(site_id)
-    stamp = presences.aggregate(rows=Count("pk"), newest=Max("pk"), left=Max("left_at"), people=Sum("membership_id"))
+    moment = now or timezone.now()
+    stamp = presences.aggregate(rows=Count("pk"), newest=Max("pk"), left=Max("left_at"), people=Sum("membership_id"),
+                                expiry=Min("expires_at", filter=Q(left_at__isnull=True, expires_at__gt=moment)))
     key = (stamp["rows"], stamp["newest"], stamp["left"], stamp["people"])
     cached = _places_cache.get(site_id)
-    if now is None and cached is not None and cached[0] == key and time.monotonic() - cached[1] < PLACES_SECONDS:
+    if (now is None and cached is not None and cached[0] == key and time.monotonic() - cached[1] < PLACES_SECONDS
+            and (cached[3] is None or moment < cached[3])):
         return cached[2]
     places: dict[int, Place] = {}
     rows = presences.current(now or timezone.now()).values_list(
@@ -92,7 +95,7 @@ def _current_places(site_id: int, now=None) -> dict[int, Place]:
             continue
         places[membership_id] = Place(membership_id, building_id, zone_id, source, arrived)
     if now is None:
-        _places_cache[site_id] = (key, time.monotonic(), places)
+        _places_cache[site_id] = (key, time.monotonic(), places, stamp["expiry"])
     return places
 
 

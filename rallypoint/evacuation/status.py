@@ -108,10 +108,46 @@ def report_statuses(*, alarm: Alarm, reports: list[dict], reporter: Reporter, vi
     return results
 
 
+def _not_evacuating() -> ValidationError:
+    return ValidationError(_("This alarm asks nobody to report a status (it is no evacuation, or it has ended)."))
+
+
 def _check_alarm(alarm: Alarm) -> None:
     if not is_evacuating(alarm):
-        raise ValidationError(_("This alarm asks nobody to report a status (it is no evacuation, or it has "
-                                "ended)."))
+        raise _not_evacuating()
+
+
+#: What status reports read of their alarm.
+ALARM_FIELDS = ("pk", "site_id", "state", "started_at", "ended_at", "building_id", "floor_id", "zone_id",
+                "scenario__evacuates")
+#: How long this process answers "which alarm is that" for status reports from memory (see below).
+ALARM_FACTS_SECONDS = 2.0
+_alarms_read: dict[tuple[int, int], tuple[float, Alarm]] = {}
+
+
+def alarm_for_reports(site_id: int, alarm_id: int) -> Alarm | None:
+    """The site's alarm with what status reports read of it, as read at most ``ALARM_FACTS_SECONDS`` ago.
+
+    When everyone on a site reports at once, reading the alarm anew for each report cost more than writing
+    the report. An alarm that ended meanwhile is refused all the same: the writer checks that the alarm is
+    still active in the transaction that writes the reports (``_write_reports``)."""
+    key = (site_id, alarm_id)
+    now = time.monotonic()
+    known = _alarms_read.get(key)
+    if known is not None and known[0] > now:
+        return known[1]
+    alarm = Alarm.objects.filter(site_id=site_id, pk=alarm_id).select_related("scenario").only(*ALARM_FIELDS)[:1]
+    alarm = alarm[0] if alarm else None
+    if alarm is not None:
+        if len(_alarms_read) > 1000:
+            _alarms_read.clear()
+        _alarms_read[key] = (now + ALARM_FACTS_SECONDS, alarm)
+    return alarm
+
+
+def forget_alarms() -> None:
+    """For tests, whose databases start over and reuse ids."""
+    _alarms_read.clear()
 
 
 class _Places:
@@ -165,9 +201,15 @@ WHERE excluded.at >= evacuation_personstate.at
 """
 
 
-def _write_reports(reports: list[StatusReport]) -> list[StatusReport]:
+def _write_reports(reports: list[StatusReport]) -> list:
     """One transaction for a group of reports: the reports, the people's current states (the newest mark
-    wins), one live event per alarm for the roll-call pages; the counts after commit."""
+    wins), one live event per alarm for the roll-call pages; the counts after commit. A report whose alarm
+    is no longer active is refused (its result is the ValidationError)."""
+    original = reports
+    active = set(Alarm.objects.filter(pk__in={r.alarm_id for r in reports}, state=Alarm.State.ACTIVE)
+                 .values_list("pk", flat=True))
+    refused = {id(r) for r in reports if r.alarm_id not in active}
+    reports = [r for r in reports if r.alarm_id in active]
     keyed = [r for r in reports if r.client_key]
     known = {}
     if keyed:
@@ -200,6 +242,9 @@ def _write_reports(reports: list[StatusReport]) -> list[StatusReport]:
              "zone": r.zone_id, "at": r.at.isoformat(), "by": r.reported_by_id} for r in rows]},
             audience=StreamEvent.Audience.PERM, perm=Perm.ROLL_CALL, alarm_id=alarm_id)
         transaction.on_commit(lambda alarm_id=alarm_id: counts_changed(alarm_id))
+    if refused:  # the alarm ended after the report was checked: refused, in the order the reports came
+        written = iter(results)
+        results = [_not_evacuating() if id(r) in refused else next(written) for r in original]
     return results
 
 
@@ -276,19 +321,29 @@ def report_zone(*, alarm: Alarm, zone: Zone, state: str, reporter: Reporter, rem
 # Counts for the cockpit ---------------------------------------------------------------------------
 
 _counts_published: dict[int, float] = {}
+_counts_cost: dict[int, float] = {}  # how long the alarm's last counting took (seconds)
 _counts_pending: set[int] = set()
 _counts_lock = threading.Lock()
 COUNTS_INTERVAL = 0.25
+#: Counting waits at least this many times as long as it took the last time: at 10,000 people on site it
+#: reads 20,000 rows, and at four times a second it took up to half of a web process's time from the reports
+#: it counts (``benchmarks/evacuation.py``; spacing by its CPU time instead let it take too much again).
+COUNTS_SPACING = 5
 log = logging.getLogger(__name__)
 
 
+def _interval(alarm_id: int) -> float:
+    return max(COUNTS_INTERVAL, COUNTS_SPACING * _counts_cost.get(alarm_id, 0.0))
+
+
 def counts_changed(alarm_id: int) -> None:
-    """Publish the evacuation's counts now, or, if this process did so less than ``COUNTS_INTERVAL`` ago, once
-    when the interval is over (counting reads all of the alarm's states: a burst of reports is counted about
-    four times a second, and the last report of a burst is never left waiting for the worker's sweep)."""
+    """Publish the evacuation's counts now, or, if this process did so less than an interval ago, once when
+    the interval is over (counting reads all of the alarm's states: a burst of reports is counted about
+    four times a second, less often when counting takes long, and the last report of a burst is never left
+    waiting for the worker's sweep)."""
     now = time.monotonic()
     with _counts_lock:
-        wait = _counts_published.get(alarm_id, 0.0) + COUNTS_INTERVAL - now
+        wait = _counts_published.get(alarm_id, 0.0) + _interval(alarm_id) - now
         if wait > 0:
             if alarm_id not in _counts_pending:
                 _counts_pending.add(alarm_id)
@@ -299,7 +354,8 @@ def counts_changed(alarm_id: int) -> None:
         _counts_published[alarm_id] = now
         if len(_counts_published) > 10_000:
             _counts_published.clear()
-    publish_counts(alarm_id)
+            _counts_cost.clear()
+    _publish_timed(alarm_id)
 
 
 def _publish_later(alarm_id: int) -> None:
@@ -307,11 +363,19 @@ def _publish_later(alarm_id: int) -> None:
         _counts_pending.discard(alarm_id)
         _counts_published[alarm_id] = time.monotonic()
     try:
-        publish_counts(alarm_id)
+        _publish_timed(alarm_id)
     except Exception as exc:  # the worker's sweep publishes them all the same; this thread must not die loudly
         log.warning("evacuation counts not published: %s", type(exc).__name__, extra={"alarm": alarm_id})
     finally:
         connections.close_all()
+
+
+def _publish_timed(alarm_id: int) -> None:
+    began = time.monotonic()
+    try:
+        publish_counts(alarm_id)
+    finally:
+        _counts_cost[alarm_id] = time.monotonic() - began
 
 
 def publish_counts(alarm_id: int) -> None:

@@ -264,18 +264,6 @@ def mark_seen(viewer: Viewer, alarm_id: int) -> bool:
 
 # Requests over the socket -------------------------------------------------------------------------
 
-def _membership(viewer: Viewer) -> Membership | None:
-    if viewer.membership_id is None:
-        return None
-    return Membership.objects.filter(pk=viewer.membership_id, site_id=viewer.site_id, is_active=True).first()
-
-
-def _alarm(viewer: Viewer, alarm_id) -> Alarm | None:
-    if not isinstance(alarm_id, int) or isinstance(alarm_id, bool) or not 0 < alarm_id < 2**63:
-        return None
-    return Alarm.objects.for_site(viewer.site_id).select_related("scenario").filter(pk=alarm_id).first()
-
-
 def _refused(exc: Exception) -> dict:
     if isinstance(exc, PermissionDenied):
         return {"type": "refused", "reason": "forbidden"}
@@ -303,28 +291,33 @@ def request_answer(viewer: Viewer, data: dict) -> dict:
 
 def request_status(viewer: Viewer, data: dict) -> dict:
     """``status``: a status report in an evacuation, the viewer's own or (roll call, a group's leader)
-    someone else's."""
-    membership, alarm = _membership(viewer), _alarm(viewer, data.get("alarm"))
-    if membership is None or alarm is None:
+    someone else's. As with answers, the viewer's membership is not read again (the socket re-checks it every
+    few seconds); the alarm is read at most a moment ago and checked again where the report is written."""
+    alarm_id, person_id = data.get("alarm"), data.get("person", viewer.membership_id)
+    if viewer.membership_id is None or _id_or_none(alarm_id) is None or _id_or_none(person_id) is None:
         return {"type": "refused", "reason": "not_found"}
-    person_id = data.get("person", membership.pk)
-    person = Membership.objects.for_site(viewer.site_id).filter(pk=person_id).first() if isinstance(
-        person_id, int) and not isinstance(person_id, bool) else None
-    if person is None:
+    alarm = evacuation_status.alarm_for_reports(viewer.site_id, alarm_id)
+    if alarm is None:
         return {"type": "refused", "reason": "not_found"}
+    at = data.get("at")
     try:
-        at = data.get("at")
-        report = evacuation_status.report_status(
-            alarm=alarm, person=person, status=data.get("status"),
-            reporter=evacuation_status.Reporter(membership, permissions_for(viewer.role)),
-            assembly_point_id=_id_or_none(data.get("assembly_point")), zone_id=_id_or_none(data.get("zone")),
-            note=str(data.get("note") or ""), at=parse_datetime(at) if isinstance(at, str) else None,
-            client_key=str(data.get("key") or ""))
-    except (PermissionDenied, ValidationError) as exc:
-        return _refused(exc)
+        item = {"membership_id": person_id, "status": data.get("status"),
+                "assembly_point_id": _id_or_none(data.get("assembly_point")), "zone_id": _id_or_none(data.get("zone")),
+                "note": str(data.get("note") or ""), "at": parse_datetime(at) if isinstance(at, str) else None,
+                "client_key": str(data.get("key") or "")}
+        [report] = evacuation_status.report_statuses(
+            alarm=alarm, reports=[item],
+            reporter=evacuation_status.Reporter(Membership(pk=viewer.membership_id, site_id=viewer.site_id),
+                                                permissions_for(viewer.role)))
     except ValueError:
         return {"type": "refused", "reason": "invalid"}
-    return {"type": "ack", "alarm": alarm.pk, "person": person.pk, "status": report.status}
+    except (PermissionDenied, ValidationError) as exc:  # the alarm asks for no status (any more)
+        return _refused(exc)
+    if isinstance(report, ValidationError) and "membership_id" in getattr(report, "error_dict", {}):
+        return {"type": "refused", "reason": "not_found"}
+    if isinstance(report, (PermissionDenied, ValidationError)):
+        return _refused(report)
+    return {"type": "ack", "alarm": alarm.pk, "person": report.membership_id, "status": report.status}
 
 
 def _id_or_none(value) -> int | None:

@@ -60,6 +60,7 @@ from rallypoint.realtime import access, events, hub
 from rallypoint.realtime.access import Viewer
 from rallypoint.realtime.gcpolicy import GcPolicy
 from rallypoint.realtime.wsprotocol import SEND_NOW
+from rallypoint.tenants.roles import permissions_for
 
 log = logging.getLogger("rallypoint.realtime")
 
@@ -440,12 +441,30 @@ class SiteFeed:
     def __init__(self, fanout: Fanout, site_id: int):
         self.fanout, self.site_id = fanout, site_id
         self.sockets: set[Connection] = set()
+        self.by_role: dict[str, set[Connection]] = {}  # the same sockets by their viewer's role (fixed per socket)
         self.last = 0  # every event up to here has been offered to the sockets
         self.pending: dict[int, dict] = {}
         self.inbox: asyncio.Queue[dict] = asyncio.Queue()
         self.ready = asyncio.Event()
         self.failed = False
         self.task = fanout.spawn(self._run())
+
+    def add(self, conn: Connection) -> None:
+        self.sockets.add(conn)
+        self.by_role.setdefault(conn.viewer.role, set()).add(conn)
+
+    def discard(self, conn: Connection) -> None:
+        self.sockets.discard(conn)
+        same_role = self.by_role.get(conn.viewer.role)
+        if same_role is not None:
+            same_role.discard(conn)
+            if not same_role:
+                del self.by_role[conn.viewer.role]
+
+    def holders_of(self, perm: str) -> list[Connection]:
+        """The sockets whose role holds ``perm`` (an event for a permission's holders, such as the roll call's
+        live marks, must not cost a look at every socket of the site: there may be many per second)."""
+        return [conn for role, conns in self.by_role.items() if perm in permissions_for(role) for conn in conns]
 
     async def _run(self) -> None:
         try:
@@ -611,7 +630,7 @@ class Fanout:
             return
         if conn.closing is not None:
             return
-        feed.sockets.add(conn)  # from now on live frames collect in conn.buffer
+        feed.add(conn)  # from now on live frames collect in conn.buffer
         conn.feed = feed
         if after is None:
             replay = access.Replay([], feed.last, True)
@@ -630,7 +649,7 @@ class Fanout:
         feed, conn.feed = conn.feed, None
         if feed is None:
             return
-        feed.sockets.discard(conn)
+        feed.discard(conn)
         if not feed.sockets:
             self.drop_feed(feed)
 
@@ -676,7 +695,7 @@ class Fanout:
         audience, seq, perm = frame.get("audience"), frame["seq"], frame.get("perm", "")
         if audience == access.Audience.ALARM:
             self.alarm_sent_at = self.loop.time()
-        for conn in list(feed.sockets):
+        for conn in feed.holders_of(perm) if audience == access.Audience.PERM else list(feed.sockets):
             if conn.viewer.may_see(audience, members, perm):
                 conn.offer(seq, text, data)
 

@@ -11,6 +11,10 @@
  * browser is simply refused.
  *
  * window.RallypointStream.seen(alarmId): tell the server the page showed the alarm (in-app receipt).
+ * window.RallypointStream.request(message): send an answer or a status report over the open socket
+ * ({type: "answer" | "status", …}, see rallypoint/realtime/socket.py). Returns a Promise of
+ * {ok: true, frame} when the server acknowledged it, or {ok: false, reason} when it refused it, the stream
+ * was not ready, it closed first, or no reply came within 5 s: the page then sends its form as before.
  */
 (function () {
   "use strict";
@@ -27,6 +31,9 @@
   var watchdog = null;
   var stopped = false;
   var unsentSeen = [];
+  var pending = {};  // request ref → {resolve, timer}
+  var lastRef = 0;
+  var REQUEST_MS = 5000;
 
   function load() {
     try { return JSON.parse(window.sessionStorage.getItem(STORE)) || {}; } catch (e) { return {}; }
@@ -62,6 +69,25 @@
     return false;
   }
 
+  function settle(ref, result) {
+    var entry = pending[ref];
+    if (!entry) { return; }
+    delete pending[ref];
+    window.clearTimeout(entry.timer);
+    entry.resolve(result);
+  }
+
+  function request(message) {
+    return new Promise(function (resolve) {
+      if (!ready) { resolve({ ok: false, reason: "offline" }); return; }
+      lastRef += 1;
+      var ref = "r" + lastRef;
+      var timer = window.setTimeout(function () { settle(ref, { ok: false, reason: "timeout" }); }, REQUEST_MS);
+      pending[ref] = { resolve: resolve, timer: timer };
+      if (!send(Object.assign({}, message, { ref: ref }))) { settle(ref, { ok: false, reason: "offline" }); }
+    });
+  }
+
   function resetWatchdog() {
     window.clearTimeout(watchdog);
     watchdog = window.setTimeout(function () { if (socket) { socket.close(); } }, SILENCE_MS);
@@ -72,6 +98,10 @@
     try { frame = JSON.parse(event.data); } catch (e) { return; }
     if (!frame || typeof frame.type !== "string") { return; }
     resetWatchdog();
+    if ((frame.type === "ack" || frame.type === "refused") && typeof frame.ref === "string") {
+      settle(frame.ref, { ok: frame.type === "ack", reason: frame.reason || "", frame: frame });
+      return;
+    }
     if (frame.type === "ready") {
       ready = true;
       attempts = 0;
@@ -87,6 +117,7 @@
     window.clearTimeout(watchdog);
     socket = null;
     ready = false;
+    Object.keys(pending).forEach(function (ref) { settle(ref, { ok: false, reason: "closed" }); });
     if (AT_ONCE[event.code]) { attempts = 0; }
     dispatch("stream.closed", { code: event.code, reason: event.reason, ended: Boolean(ENDED[event.code]) });
     schedule();
@@ -140,6 +171,7 @@
       if (!Number.isInteger(id)) { return; }
       if (!(ready && send({ type: "seen", alarm: id })) && unsentSeen.indexOf(id) === -1) { unsentSeen.push(id); }
     },
+    request: request,
     get connected() { return ready; },
     get lastSeq() { var seq = load().seq; return typeof seq === "number" ? seq : null; }
   };
