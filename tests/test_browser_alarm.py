@@ -171,6 +171,27 @@ def test_the_full_flow_at_phone_width(browser, server):
     assert script_errors(errors) == []
 
 
+def test_the_crisis_team_looks_back_on_past_alarms_and_drills(browser, server):
+    page, errors = new_page(browser, server, PHONE)
+    sign_in(page, server, "lead")
+    page.goto("/cockpit/")
+    page.get_by_role("link", name="All past alarms").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Past alarms")
+    page.get_by_label("Alarms or drills").select_option(label="Drills only")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("#history li[data-alarm-id]")
+    expect(rows.first).to_contain_text("drill")
+    assert rows.count() >= 1 and all("drill" in text for text in rows.all_inner_texts())
+    fits_and_is_labelled(page, "history")
+    screenshot(page, "history-phone")
+    page.set_viewport_size(DESKTOP)
+    fits_and_is_labelled(page, "history (desk)")
+    screenshot(page, "history-desktop")
+    rows.first.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"/cockpit/\d+/$"))
+    assert script_errors(errors) == []
+
+
 def test_an_administrator_sets_up_a_scenario_with_a_level(browser, server):
     page, errors = new_page(browser, server, DESKTOP)
     sign_in_with_second_factor(page, server, "admin")

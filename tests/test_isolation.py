@@ -153,6 +153,7 @@ ROUTES = {
     # Whoever holds a valid one-time link may answer for its recipient; a guessed token is a 404/410.
     "answer/<str:token>": "public",
     "cockpit/": "site",
+    "cockpit/history/": "site",
     "cockpit/<int:alarm_id>/": "site",
     "cockpit/<int:alarm_id>/panel": "site",
     "cockpit/<int:alarm_id>/update/": "site",

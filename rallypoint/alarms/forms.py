@@ -305,3 +305,34 @@ class UpdateAlarmForm(forms.Form):
 class EndAlarmForm(forms.Form):
     reason = forms.CharField(label=_("Why does the alarm end?"), max_length=500,
                              help_text=_("For example “false alarm” or “fire put out”."))
+
+
+class HistoryFilterForm(forms.Form):
+    """The filters of the alarm history: which of the person's sites, scenario, alarms or drills, dates, words."""
+
+    site = forms.TypedChoiceField(label=_("Site"), required=False, coerce=int, empty_value=None)
+    scenario = forms.TypedChoiceField(label=_("Scenario"), required=False, coerce=int, empty_value=None)
+    kind = forms.ChoiceField(label=_("Alarms or drills"), required=False,
+                             choices=[("", _("Alarms and drills")), ("alarm", _("Alarms only")),
+                                      ("drill", _("Drills only"))])
+    # <input type="date"> takes ISO dates only, whatever the language's date format.
+    since = forms.DateField(label=_("From"), required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    until = forms.DateField(label=_("Until"), required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    q = forms.CharField(label=_("Words"), required=False, max_length=100,
+                        widget=forms.TextInput(attrs={"type": "search"}))
+
+    def __init__(self, *args, sites, site, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].choices = [(s.pk, s.name) for s in sites]
+        self.fields["scenario"].choices = [("", _("All scenarios"))] + [
+            (s.pk, s.name) for s in Scenario.objects.for_site(site).order_by("name")]
+        if len(sites) < 2:
+            del self.fields["site"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError(_("“From” must not lie after “Until”."))
+        return data

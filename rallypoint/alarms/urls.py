@@ -28,6 +28,7 @@ urlpatterns = [
     path("alarms/<int:alarm_id>/documents/<int:document_id>/", views.alarm_document, name="document"),
     path("answer/<str:token>", views.answer_link, name="answer_link"),
     path("cockpit/", views.cockpit, name="cockpit"),
+    path("cockpit/history/", views.history, name="history"),
     path("cockpit/<int:alarm_id>/", views.cockpit_alarm, name="cockpit_alarm"),
     path("cockpit/<int:alarm_id>/panel", views.cockpit_panel, name="cockpit_panel"),
     path("cockpit/<int:alarm_id>/update/", views.alarm_update, name="alarm_update"),

@@ -9,10 +9,15 @@ from __future__ import annotations
 import copy
 import secrets
 import time
+from datetime import datetime
+from datetime import time as dt_time
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -27,6 +32,7 @@ from rallypoint.alarms import scenario_actions as manage
 from rallypoint.alarms.forms import (
     DocumentForm,
     EndAlarmForm,
+    HistoryFilterForm,
     LevelForm,
     QuestionForm,
     ScenarioForm,
@@ -581,6 +587,54 @@ def cockpit(request):
     return render(request, "alarms/cockpit.html", {
         "panels": [panel_context(request, a) for a in alarms], "recent": recent,
         "other_sites": _other_sites(request), "site_zone": request.site.time_zone})
+
+
+HISTORY_PAGE_SIZE = 25
+
+
+def _history_sites(request) -> list:
+    """The person's sites whose alarms they may look back on (the crisis team's), the current one first."""
+    others = [s for s in accessible_sites(request.user).exclude(pk=request.site.pk).order_by("name")
+              if has_perm(request.user, s, Perm.VIEW_COCKPIT)]
+    return [request.site, *others]
+
+
+@require_GET
+@site_permission_required(Perm.VIEW_COCKPIT)
+def history(request):
+    """Every alarm of a site, newest first, with filters (site, scenario, alarms or drills, dates, words)."""
+    sites = _history_sites(request)
+    by_pk = {str(s.pk): s for s in sites}
+    site = by_pk.get(request.GET.get("site", ""), request.site)
+    form = HistoryFilterForm(request.GET or None, sites=sites, site=site)
+    alarms = Alarm.objects.for_site(site)
+    if form.is_bound:
+        if form.is_valid():
+            alarms = _history_filtered(alarms, form.cleaned_data, ZoneInfo(site.time_zone))
+        else:
+            alarms = alarms.none()
+    alarms = alarms.select_related("scenario", "level", "building", "zone").order_by("-started_at", "-pk")
+    page = Paginator(alarms, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "alarms/history.html", {
+        "form": form, "page": page, "query": query.urlencode(), "shown_site": site,
+        "other_site": site.pk != request.site.pk, "site_zone": site.time_zone})
+
+
+def _history_filtered(alarms, data: dict, zone: ZoneInfo):
+    if data.get("scenario"):
+        alarms = alarms.filter(scenario_id=data["scenario"])
+    if data.get("kind"):
+        alarms = alarms.filter(is_drill=data["kind"] == "drill")
+    if data.get("since"):
+        alarms = alarms.filter(started_at__gte=datetime.combine(data["since"], dt_time.min, zone))
+    if data.get("until"):
+        alarms = alarms.filter(started_at__lte=datetime.combine(data["until"], dt_time.max, zone))
+    for word in (data.get("q") or "").split()[:5]:
+        alarms = alarms.filter(Q(scenario__name__icontains=word) | Q(level__name__icontains=word)
+                               | Q(location_text__icontains=word) | Q(end_reason__icontains=word))
+    return alarms
 
 
 @require_GET
