@@ -268,6 +268,11 @@ def test_a_person_turns_on_push_and_a_triggered_alarm_becomes_a_notification(pin
     assert shown["title"] == "DRILL · Threat — Lock down" and "Lab 3" in shown["body"]
     assert shown["silent"] is True  # the threat scenario is silent
     assert shown["data"]["url"] == f"{server.base_url}/alarms/{alarm_id}/"
+    # Its Accept button answers without opening the app.
+    assert [(a["action"], a["title"]) for a in payload["actions"]] == [("accepted", "Accept"), ("declined", "Decline")]
+    assert in_server(server, ANSWER_OF_EMPLOYEE.format(alarm=alarm_id)) == "answer:"
+    tap_button(page, f"alarm-{alarm_id}", "accepted")
+    assert in_server(server, ANSWER_OF_EMPLOYEE.format(alarm=alarm_id)) == "answer:accepted"
 
     with page.expect_response("**/push/subscriptions/remove/") as answer:
         section.get_by_role("button", name="Turn off").click()
@@ -284,6 +289,15 @@ from rallypoint.evacuation.models import PersonState
 user = User.objects.by_email("employee@demo.rallypoint.example").get()
 state = PersonState.objects.filter(alarm_id={alarm}, membership__user=user).first()
 print(state.status if state else "none")
+"""
+
+
+#: The employee's answer to an alarm ("" before they answer).
+ANSWER_OF_EMPLOYEE = """
+from rallypoint.accounts.models import User
+from rallypoint.alarms.models import AlarmRecipient
+user = User.objects.by_email("employee@demo.rallypoint.example").get()
+print("answer:" + AlarmRecipient.objects.get(alarm_id={alarm}, membership__user=user).answer)
 """
 
 
