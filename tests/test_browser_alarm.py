@@ -192,6 +192,31 @@ def test_the_crisis_team_looks_back_on_past_alarms_and_drills(browser, server):
     assert script_errors(errors) == []
 
 
+def test_a_wall_screen_shows_the_numbers_without_signing_in(browser, server):
+    page, errors = new_page(browser, server, DESKTOP)
+    sign_in(page, server, "lead")
+    page.goto("/cockpit/")
+    page.get_by_role("link", name="Wall screens").click()
+    page.get_by_label("Name of the screen").fill("Crisis room")
+    page.get_by_role("button", name="Make a link").click()
+    link = page.get_by_label("Link for the screen").input_value()
+    fits_and_is_labelled(page, "wall screens")
+    screenshot(page, "wall-screens-desktop")
+    wall, wall_errors = new_page(browser, server, {"width": 1920, "height": 1080})  # nobody signed in
+    wall.goto(link)
+    expect(wall.get_by_role("heading", level=1)).to_have_text("Headquarters")
+    expect(wall.locator(".panel").first).to_contain_text("Alerted")
+    assert wall.locator(".topbar").count() == 0  # no menu, nothing to act on
+    screenshot(wall, "wall-screen")
+    wall.set_viewport_size(PHONE)
+    fits_and_is_labelled(wall, "wall screen on a phone")
+    assert script_errors(wall_errors) == []
+    page.get_by_role("button", name="Revoke").first.click()
+    wall.reload()  # answered 404 (the browser notes that in its console), the page says why
+    expect(wall.get_by_role("heading", level=1)).to_have_text("This screen's link does not work")
+    assert script_errors(errors) == []
+
+
 def test_an_administrator_sets_up_a_scenario_with_a_level(browser, server):
     page, errors = new_page(browser, server, DESKTOP)
     sign_in_with_second_factor(page, server, "admin")

@@ -24,7 +24,16 @@ from rallypoint.accounts.mfa_models import OrganizationSecurity, Passkey, TotpDe
 from rallypoint.accounts.models import AppToken, User, UserSession
 from rallypoint.accounts.sessions import SessionStore
 from rallypoint.alarms.actions import trigger_alarm
-from rallypoint.alarms.models import Alarm, AlarmEvent, AlarmRecipient, Level, Question, Scenario, ScenarioDocument
+from rallypoint.alarms.models import (
+    Alarm,
+    AlarmEvent,
+    AlarmRecipient,
+    DisplayLink,
+    Level,
+    Question,
+    Scenario,
+    ScenarioDocument,
+)
 from rallypoint.audit.actions import home_organization
 from rallypoint.audit.models import Approval, AuditEntry, SecurityEvent
 from rallypoint.evacuation.models import (
@@ -154,6 +163,9 @@ ROUTES = {
     "answer/<str:token>": "public",
     "cockpit/": "site",
     "cockpit/history/": "site",
+    "cockpit/displays/": "site",
+    "cockpit/displays/<int:link_id>/revoke/": "site",
+    "display/<str:token>/": "public",
     "cockpit/<int:alarm_id>/": "site",
     "cockpit/<int:alarm_id>/panel": "site",
     "cockpit/<int:alarm_id>/update/": "site",
@@ -295,8 +307,16 @@ def foreign_objects(world, persona: str) -> list[dict]:
                                                  credential_id=f"foreign-{sw.site.pk}").pk,
             **_foreign_review(sw),
             "approval_id": _foreign_approval(sw),
+            "link_id": _foreign_display_link(sw),
         })
     return result
+
+
+def _foreign_display_link(sw) -> int:
+    """A wall-screen link, with a name to leak."""
+    name = f"Screen{sw.site.pk}zq"
+    sw.markers.append(name)
+    return DisplayLink.objects.create(site=sw.site, name=name, token_hash=f"{sw.site.pk:064x}").pk
 
 
 def _foreign_approval(sw) -> int:

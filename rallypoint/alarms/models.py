@@ -304,6 +304,33 @@ class AlarmRecipient(models.Model):
         return f"Recipient #{self.pk} of alarm #{self.alarm_id}"
 
 
+class DisplayLink(models.Model):
+    """A link for a wall screen: the site's active alarms as numbers and zone states, no names, no sign-in.
+
+    Only a hash of its secret is kept; the secret is shown once, when the link is made. Revoking it ends the
+    screen's view at its next refresh."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(_("name"), max_length=80)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SiteScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Display link #{self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
 # --- Personal data: what these models hold about people, how long (rallypoint.people.personal_data) ---
 
 declare(Level, person=("recipient_people",), why=_("as long as the scenario names the person"),
@@ -322,3 +349,5 @@ declare(AlarmRecipient, person=("membership",), kept="ALARM_RECORD_DAYS",
         why=_("who was alerted and how they answered, kept with the alarm"),
         erased=_("deleted after this time (the alarm keeps the counts), or with the person"), forget="keep",
         purge=("rallypoint.people.forget.purge_forgotten", "rallypoint.people.retention.purge_alarm_records"))
+declare(DisplayLink, person=("created_by",), why=_("as long as the link exists"),
+        erased=_("who made it is removed with the person; the link stays"), forget="keep")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from rallypoint.alarms import views
+from rallypoint.alarms import display_views, views
 
 app_name = "alarms"
 
@@ -27,8 +27,11 @@ urlpatterns = [
     path("alarms/<int:alarm_id>/answer/", views.answer, name="answer"),
     path("alarms/<int:alarm_id>/documents/<int:document_id>/", views.alarm_document, name="document"),
     path("answer/<str:token>", views.answer_link, name="answer_link"),
+    path("display/<str:token>/", display_views.display, name="display"),
     path("cockpit/", views.cockpit, name="cockpit"),
     path("cockpit/history/", views.history, name="history"),
+    path("cockpit/displays/", display_views.display_links, name="display_links"),
+    path("cockpit/displays/<int:link_id>/revoke/", display_views.display_link_revoke, name="display_link_revoke"),
     path("cockpit/<int:alarm_id>/", views.cockpit_alarm, name="cockpit_alarm"),
     path("cockpit/<int:alarm_id>/panel", views.cockpit_panel, name="cockpit_panel"),
     path("cockpit/<int:alarm_id>/update/", views.alarm_update, name="alarm_update"),

@@ -69,6 +69,8 @@ ACTION_LABELS = {
     "api_key.updated": _("API key changed"),
     "api_key.rotated": _("API key rotated"),
     "api_key.revoked": _("API key revoked"),
+    "display_link.created": _("Wall-screen link made"),
+    "display_link.revoked": _("Wall-screen link revoked"),
     "api_key.used": _("API key used"),
     "building.created": _("Building added"),
     "building.updated": _("Building changed"),
@@ -96,6 +98,7 @@ ACTION_LABELS = {
 OBJECT_LABELS = {"access_review": _("Access review"),
                  "site": _("Site"), "person": _("Person"), "group": _("Group"), "user": _("User"),
                  "organization": _("Organisation"), "alarm": _("Alarm"), "api_key": _("API key"),
+                 "display_link": _("Wall-screen link"),
                  "scenario": _("Scenario"), "push_subscription": _("Push subscription"), "building": _("Building"),
                  "floor": _("Floor"), "zone": _("Zone"), "room": _("Room"), "assembly_point": _("Assembly point"),
                  "marker": _("Marker")}

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"\+?\d[\d /()-]{6,}\d")
 _SECRET_QUERY = re.compile(r"(?i)((?:password|token|secret|key|code)=)[^&\s]+")
-# One-time answer links carry their token in the path: never let a logged path show it.
-_ANSWER_PATH = re.compile(r"(/answer/)[^\s\"'?]+")
+# One-time answer links and wall-screen links carry their secret in the path: never let a logged path show it.
+_ANSWER_PATH = re.compile(r"(/answer/|/display/)[^\s\"'?]+")
 _SAFE_EXTRA = {"event", "site_id", "org_id", "user_id", "object_id", "job", "worker", "status",
                "method", "path", "duration_ms", "count", "channel", "delivery", "error", "type"}
 _STANDARD = set(vars(logging.makeLogRecord({})))
