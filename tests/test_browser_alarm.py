@@ -217,6 +217,21 @@ def test_a_wall_screen_shows_the_numbers_without_signing_in(browser, server):
     assert script_errors(errors) == []
 
 
+def test_an_employee_reads_what_to_do_before_anything_happens(browser, server):
+    page, errors = new_page(browser, server, PHONE)
+    sign_in(page, server, "employee")
+    page.get_by_role("link", name="What to do in an emergency").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("What to do in an emergency")
+    fire = page.locator(".instruction-card", has=page.get_by_role("heading", name="Fire"))
+    expect(fire.locator(".instruction")).not_to_be_empty()
+    fits_and_is_labelled(page, "instructions")
+    screenshot(page, "instructions-phone")
+    page.set_viewport_size(DESKTOP)
+    fits_and_is_labelled(page, "instructions (desk)")
+    screenshot(page, "instructions-desktop")
+    assert script_errors(errors) == []
+
+
 def test_an_administrator_sets_up_a_scenario_with_a_level(browser, server):
     page, errors = new_page(browser, server, DESKTOP)
     sign_in_with_second_factor(page, server, "admin")

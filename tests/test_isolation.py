@@ -163,6 +163,8 @@ ROUTES = {
     "answer/<str:token>": "public",
     "cockpit/": "site",
     "cockpit/history/": "site",
+    "instructions/": "site",
+    "instructions/documents/<int:document_id>/": "site",
     "cockpit/displays/": "site",
     "cockpit/displays/<int:link_id>/revoke/": "site",
     "display/<str:token>/": "public",

@@ -272,6 +272,28 @@ def scenario_document(request, scenario_id: int, document_id: int):
     return _pdf_response(_get(ScenarioDocument.objects.for_site(request.site), scenario=scenario, pk=document_id))
 
 
+# What to do: the scenarios' instructions outside an alarm ------------------------------------------
+
+@require_GET
+@site_permission_required(Perm.VIEW_SITE)
+def instructions(request):
+    """Every active scenario of the site with what it asks of this person's role and its documents, to read
+    before anything happens (during an alarm its page shows the same)."""
+    scenarios = (Scenario.objects.for_site(request.site).filter(is_active=True).prefetch_related("documents")
+                 .order_by("priority", "name"))
+    rows = [{"scenario": s, "instruction": s.instruction_for(request.site_role), "documents": list(s.documents.all())}
+            for s in scenarios]
+    return render(request, "alarms/instructions.html", {
+        "rows": rows, "plans": Perm.VIEW_STRUCTURE in request.site_perms})
+
+
+@require_GET
+@site_permission_required(Perm.VIEW_SITE)
+def instruction_document(request, document_id: int):
+    return _pdf_response(_get(ScenarioDocument.objects.for_site(request.site), scenario__is_active=True,
+                              pk=document_id))
+
+
 # Triggering ----------------------------------------------------------------------------------------
 
 def _triggerable(request, scenario_id: int) -> Scenario:
