@@ -590,13 +590,15 @@ def panel_context(request, alarm: Alarm) -> dict:
     return context
 
 
+def _other_cockpit_sites(request, sites=None) -> list:
+    """The person's other sites where they are on the crisis team (``sites``: the person's sites to look at)."""
+    sites = accessible_sites(request.user) if sites is None else sites
+    return [site for site in sites.exclude(pk=request.site.pk) if has_perm(request.user, site, Perm.VIEW_COCKPIT)]
+
+
 def _other_sites(request) -> list[dict]:
-    rows = []
-    for site in accessible_sites(request.user).exclude(pk=request.site.pk):
-        if has_perm(request.user, site, Perm.VIEW_COCKPIT):
-            active = Alarm.objects.for_site(site).filter(state=Alarm.State.ACTIVE).count()
-            rows.append({"site": site, "active": active})
-    return rows
+    return [{"site": site, "active": Alarm.objects.for_site(site).filter(state=Alarm.State.ACTIVE).count()}
+            for site in _other_cockpit_sites(request)]
 
 
 @require_GET
@@ -616,9 +618,7 @@ HISTORY_PAGE_SIZE = 25
 
 def _history_sites(request) -> list:
     """The person's sites whose alarms they may look back on (the crisis team's), the current one first."""
-    others = [s for s in accessible_sites(request.user).exclude(pk=request.site.pk).order_by("name")
-              if has_perm(request.user, s, Perm.VIEW_COCKPIT)]
-    return [request.site, *others]
+    return [request.site, *_other_cockpit_sites(request, accessible_sites(request.user).order_by("name"))]
 
 
 @require_GET

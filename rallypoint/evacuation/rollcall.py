@@ -87,7 +87,7 @@ def _current_places(site_id: int, now=None) -> dict[int, Place]:
             and (cached[3] is None or moment < cached[3])):
         return cached[2]
     places: dict[int, Place] = {}
-    rows = presences.current(now or timezone.now()).values_list(
+    rows = presences.current(moment).values_list(
         "membership_id", "building_id", "zone_id", "source", "arrived_at")
     for membership_id, building_id, zone_id, source, arrived in rows:
         known = places.get(membership_id)
@@ -151,7 +151,7 @@ def counts(alarm: Alarm) -> dict:
     for zone_id, (state, remaining) in zone_states(alarm).items():
         by_zone[str(zone_id)].update(state=state, remaining=remaining)
     accounted = len(current)  # everyone with a status, on the list or not
-    expected = len(present) + len(current) - (len(present) - len(no_status))
+    expected = accounted + len(no_status)  # and everyone on the list without one
     return {"on_site": len(present), "no_status": len(no_status), "accounted": accounted,
             "percent": round(100 * accounted / expected) if expected else 100,
             "safe": by_status.get(Status.SAFE, 0), "need_help": by_status.get(Status.NEED_HELP, 0),
